@@ -1,0 +1,57 @@
+# exfilguard: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+EXFIL    := $(VENV)/bin/exfilguard
+STAMP    := $(VENV)/.installed
+KAFKA    := tools/kafka/kafka.sh
+export EXFILGUARD_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
+
+.PHONY: help install lint test test-unit test-integration kafka-up kafka-down topics run stop bench helm-check clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v python3 >/dev/null || { echo "make install: python3 (3.11+) is not on PATH; install it first"; exit 2; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(STAMP) ## create .venv/ with exfilguard and its test tools installed
+
+lint: $(STAMP) ## ruff, and the rule that the detection core imports no Faust, Kafka or boto3
+	$(VENV)/bin/ruff check streams tests
+	$(PY) tools/check_core_purity.py
+
+kafka-up: $(STAMP) ## start the local Kafka broker on 127.0.0.1:9092 (idempotent)
+	@$(KAFKA) up
+
+kafka-down: ## stop the local Kafka broker
+	@$(KAFKA) down
+
+topics: kafka-up ## create the input, findings and dead-letter topics
+	$(EXFIL) topics create
+
+run: kafka-up topics ## local broker, worker, demo records forwarded, findings printed
+	@tools/run-demo.sh
+
+stop: ## stop the worker and the local broker started by `make run`
+	@tools/run-demo.sh stop
+	@$(KAFKA) down
+
+test: $(STAMP) ## the whole test suite, the real broker included (it starts its own)
+	$(VENV)/bin/pytest -q -ra
+
+test-unit: $(STAMP) ## the tests that need no broker
+	$(VENV)/bin/pytest -q -m "not integration"
+
+bench: $(STAMP) ## benchmarks: writes bench/results.json and prints a table
+	$(PY) -m bench.run
+
+clean: ## remove the venv, caches and local broker data
+	-@$(KAFKA) down 2>/dev/null
+	rm -rf $(VENV) .cache .local .pytest_cache .ruff_cache

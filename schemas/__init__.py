@@ -1,0 +1,1 @@
+"""Avro schemas of exfilguard's topics; installed inside the package as ``streams.schemas``."""

@@ -1,0 +1,62 @@
+"""Pieces every command shares: the config option, JSON output, the enricher, stderr notes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import msgspec
+
+from streams.config import Loaded, load_config
+
+_encoder = msgspec.json.Encoder(order="deterministic")
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML config (default: $EXFILGUARD_CONFIG, else built-in defaults)")
+
+
+def add_kafka_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT",
+                        help="Kafka bootstrap servers (default: $EXFILGUARD_BOOTSTRAP_SERVERS, "
+                             "else the config, else 127.0.0.1:9092)")
+
+
+def loaded_config(args: argparse.Namespace) -> Loaded:
+    loaded = load_config(getattr(args, "config", None))
+    servers = getattr(args, "bootstrap_servers", None)
+    if servers:
+        from dataclasses import replace
+        loaded = replace(loaded, kafka=replace(loaded.kafka, bootstrap_servers=servers))
+    return loaded
+
+
+def json_line(value: Any) -> bytes:
+    """One finding as one line: keys in a fixed order, so equal findings are equal bytes."""
+    return _encoder.encode(value) + b"\n"
+
+
+def enricher_for(loaded: Loaded):
+    if not loaded.detection.geoip:
+        return None
+    try:
+        from streams.enrich import load_enricher
+    except ImportError:
+        return None
+    enricher = load_enricher()
+    if enricher is None:
+        return None
+
+    def enrich(ip: str):
+        details = enricher.lookup(ip)
+        if details is None:
+            return None
+        return details.country_code, details.country_name, details.asn, details.asn_org
+
+    return enrich
+
+
+def note(command: str, message: str) -> None:
+    print(f"exfilguard {command}: {message}", file=sys.stderr)

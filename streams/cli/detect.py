@@ -1,0 +1,57 @@
+"""``exfilguard detect``: the detection core over files, findings as JSON Lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streams.cli.common import add_config_option, enricher_for, json_line, loaded_config, note
+from streams.config import load_aws_ranges
+from streams.errors import UserError
+from streams.inputs import check_sources, iter_items
+from streams.offline import detect
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "detect", help="run detection over CloudTrail files; print findings as JSON Lines",
+        description="Run the detection core over CloudTrail files or directories (S3-delivery "
+                    "files, JSON arrays, JSON Lines, EventBridge events; gzip or not) in "
+                    "event-time order and write the final findings as JSON Lines.")
+    add_config_option(parser)
+    parser.add_argument("--output", "-o", metavar="FILE", help="write findings here, not stdout")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or s3:// "
+                        "prefixes")
+    parser.set_defaults(run=run)
+
+
+def s3_reader_or_none():
+    try:
+        from streams.aws.s3 import read_prefix
+    except ImportError:
+        return None
+    return read_prefix
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = loaded_config(args)
+    aws = load_aws_ranges(loaded.detection)
+    check_sources(args.paths)
+    findings, stats, _ = detect(iter_items(args.paths, s3_reader_or_none()), loaded.detection,
+                                aws, enricher_for(loaded))
+    payload = b"".join(json_line(f) for f in findings)
+    if args.output:
+        try:
+            with open(args.output, "wb") as out:
+                out.write(payload)
+        except OSError as exc:
+            raise UserError(f"--output {args.output}: cannot write ({exc.strerror or exc})") \
+                from None
+    else:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    note("detect", f"{stats.records} records, {stats.relevant} relevant, {stats.bad} bad, "
+         f"{len(findings)} findings")
+    for line in stats.first_bad:
+        note("detect", f"bad record {line}")
+    return 0

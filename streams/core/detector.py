@@ -1,0 +1,306 @@
+"""The detector: events in event-time order in, changed findings out, all state passed in.
+
+State is a handful of mutable mappings of JSON-able values (``DetectorState``): plain dicts
+offline, Faust tables in the stream. Values are always written back after a change, because a
+table hands out copies. Calls whose key has not been seen issued wait in a bounded pending buffer
+until event time passes them by the late-arrival grace, so an issuance that arrives late still
+ties to its calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.core.awsranges import AwsIpRanges
+from streams.core.classify import Addresses, classify
+from streams.core.config import DetectionConfig
+from streams.core.findings import IpEnricher, new_aggregate, render, update_aggregate
+from streams.core.records import ApiCall, Event, Issuance, NetworkChange
+from streams.core.times import MS_PER_S
+
+MAX_INSTANCE_ADDRESSES = 16  # learned per instance; the oldest goes first
+WATERMARK = "watermark"
+PENDING_INDEX = "pending_index"
+RETIRING = "retiring"
+
+
+@dataclass
+class DetectorState:
+    """Where the detector keeps what it knows; each field a mutable mapping."""
+
+    credentials: MutableMapping[str, Any] = field(default_factory=dict)  # access key →
+    instances: MutableMapping[str, Any] = field(default_factory=dict)  # account/instance →
+    network: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc: → owner
+    findings: MutableMapping[str, Any] = field(default_factory=dict)  # finding id → aggregate
+    pending: MutableMapping[str, Any] = field(default_factory=dict)  # access key → calls
+    clock: MutableMapping[str, Any] = field(default_factory=dict)  # watermark, indexes
+
+
+@dataclass
+class Counters:
+    issuances: int = 0
+    calls_judged: int = 0
+    calls_pending: int = 0
+    calls_dropped_not_instance: int = 0
+    network_changes: int = 0
+    findings_new: int = 0
+    findings_updated: int = 0
+
+
+def _call_to_json(call: ApiCall) -> list:
+    return [getattr(call, name) for name in ApiCall.__slots__]
+
+
+def _call_from_json(values: list) -> ApiCall:
+    return ApiCall(*values)
+
+
+class Detector:
+    def __init__(self, config: DetectionConfig, aws: AwsIpRanges,
+                 state: DetectorState | None = None, enrich: IpEnricher | None = None) -> None:
+        self.config = config
+        self.aws = aws
+        self.state = state if state is not None else DetectorState()
+        self.enrich = enrich
+        self.counters = Counters()
+        self._grace_ms = config.late_arrival_grace_seconds * MS_PER_S
+        self._keep_ms = config.credential_grace_seconds * MS_PER_S
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def observe(self, event: Event, scope_instance: str | None = None) -> list[str]:
+        """Fold one event in; the ids of the findings it created or changed, in order.
+
+        ``scope_instance`` limits an instance lifecycle event to one of the instances it names
+        (the stream hands each instance's copy to the partition that owns it).
+        """
+        changed: list[str] = []
+        watermark = max(self.state.clock.get(WATERMARK, 0), event.event_time)
+        self.state.clock[WATERMARK] = watermark
+        if isinstance(event, ApiCall):
+            self._on_call(event, changed)
+        elif isinstance(event, Issuance):
+            self._on_issuance(event, changed)
+        elif isinstance(event, NetworkChange):
+            self._on_network_change(event, scope_instance)
+        self._release_due(watermark, changed)
+        self._retire_due(watermark)
+        return _unique(changed)
+
+    def flush(self) -> list[str]:
+        """Judge every pending call now: the end of an offline input."""
+        changed: list[str] = []
+        self._release_due(None, changed)
+        return _unique(changed)
+
+    def render(self, finding_id: str) -> dict[str, Any]:
+        return render(self.state.findings[finding_id], self.config, self.enrich)
+
+    def findings(self) -> list[dict[str, Any]]:
+        """Every finding held, rendered, ordered by first event time then id."""
+        aggregates = sorted(self.state.findings.values(), key=lambda a: (a["first_ms"], a["id"]))
+        return [render(a, self.config, self.enrich) for a in aggregates]
+
+    # -- issuance -------------------------------------------------------------------------------
+
+    def _on_issuance(self, issuance: Issuance, changed: list[str]) -> None:
+        self.counters.issuances += 1
+        role = issuance.role_arn.rsplit("/", 1)[-1] if issuance.role_arn else None
+        credential = {
+            "account": issuance.account_id,
+            "instance": issuance.instance_id,
+            "role": role,
+            "expiration": issuance.expiration,
+            "issuance": {"event_id": issuance.event_id, "time": issuance.event_time},
+            "delivery": None,
+        }
+        previous = self.state.credentials.get(issuance.access_key_id)
+        if previous is not None and previous.get("delivery"):
+            credential["delivery"] = previous["delivery"]
+        self.state.credentials[issuance.access_key_id] = credential
+        instance_key = f"{issuance.account_id}/{issuance.instance_id}"
+        instance = self._instance(instance_key)
+        instance["keys"][issuance.access_key_id] = issuance.expiration
+        self._purge_expired_keys(instance, issuance.event_time)
+        self.state.instances[instance_key] = instance
+        waiting = self.state.pending.get(issuance.access_key_id)
+        if waiting:
+            self._release_key(issuance.access_key_id, changed)
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def _on_call(self, call: ApiCall, changed: list[str]) -> None:
+        credential = self.state.credentials.get(call.access_key_id)
+        if credential is not None:
+            self._judge(call, credential, changed)
+            return
+        waiting = self.state.pending.get(call.access_key_id) or []
+        waiting.append(_call_to_json(call))
+        waiting.sort(key=lambda values: (values[1], values[0]))  # (event time, event id)
+        self.counters.calls_pending += 1
+        overflow = []
+        while len(waiting) > self.config.max_pending_per_key:
+            overflow.append(_call_from_json(waiting.pop(0)))
+        self.state.pending[call.access_key_id] = waiting
+        index = self.state.clock.get(PENDING_INDEX) or {}
+        index[call.access_key_id] = waiting[0][1] + self._grace_ms
+        self.state.clock[PENDING_INDEX] = index
+        for early in overflow:
+            self._judge_unissued(early, changed)
+
+    def _release_due(self, watermark: int | None, changed: list[str]) -> None:
+        index = self.state.clock.get(PENDING_INDEX) or {}
+        due = sorted((at, key) for key, at in index.items() if watermark is None or at <= watermark)
+        for _, key in due:
+            self._release_key(key, changed)
+
+    def _release_key(self, access_key: str, changed: list[str]) -> None:
+        waiting = self.state.pending.pop(access_key, None) or []
+        index = self.state.clock.get(PENDING_INDEX) or {}
+        if access_key in index:
+            del index[access_key]
+            self.state.clock[PENDING_INDEX] = index
+        for values in waiting:
+            call = _call_from_json(values)
+            credential = self.state.credentials.get(access_key)
+            if credential is not None:
+                self._judge(call, credential, changed)
+            else:
+                self._judge_unissued(call, changed)
+
+    def _judge_unissued(self, call: ApiCall, changed: list[str]) -> None:
+        """No issuance seen: only the delivery marker makes a session instance credentials."""
+        if call.ec2_role_delivery is None:
+            self.counters.calls_dropped_not_instance += 1
+            return
+        credential = {
+            "account": call.account_id,
+            "instance": call.instance_id,
+            "role": call.role_name,
+            "expiration": None,
+            "issuance": None,
+            "delivery": call.ec2_role_delivery,
+        }
+        self.state.credentials[call.access_key_id] = credential
+        instance_key = f"{call.account_id}/{call.instance_id}"
+        instance = self._instance(instance_key)
+        # Expiry unknown: instance credentials live at most 6 hours (AWS's ceiling).
+        instance["keys"][call.access_key_id] = call.event_time + 6 * 3600 * MS_PER_S
+        self.state.instances[instance_key] = instance
+        self._judge(call, credential, changed)
+
+    def _judge(self, call: ApiCall, credential: dict, changed: list[str]) -> None:
+        self.counters.calls_judged += 1
+        if credential.get("delivery") is None and call.ec2_role_delivery is not None:
+            credential = dict(credential, delivery=call.ec2_role_delivery)
+            self.state.credentials[call.access_key_id] = credential
+        owner = credential["account"]
+        instance_key = f"{owner}/{credential['instance']}"
+        instance = self._instance(instance_key)
+        learned = self.state.network.get("ip:" + call.source_ip)
+        known = Addresses(frozenset(instance["addresses"]), learned)
+        verdict = classify(call, owner, self.config, self.aws, known)
+        if verdict.learn_address and call.source_ip not in instance["addresses"]:
+            instance["addresses"].append(call.source_ip)
+            del instance["addresses"][:-MAX_INSTANCE_ADDRESSES]
+            self.state.instances[instance_key] = instance
+        if not verdict.is_finding:
+            return
+        watermark = self.state.clock.get(WATERMARK, call.event_time)
+        aggregate = new_aggregate(call, credential, verdict, instance["addresses"], watermark)
+        existing = self.state.findings.get(aggregate["id"])
+        if existing is None:
+            self.state.findings[aggregate["id"]] = aggregate
+            if aggregate["id"] not in instance["findings"]:
+                instance["findings"].append(aggregate["id"])
+                self.state.instances[instance_key] = instance
+            self.counters.findings_new += 1
+            changed.append(aggregate["id"])
+        elif update_aggregate(existing, call, verdict):
+            self.state.findings[aggregate["id"]] = existing
+            self.counters.findings_updated += 1
+            changed.append(aggregate["id"])
+
+    # -- network changes ------------------------------------------------------------------------
+
+    def _on_network_change(self, change: NetworkChange, scope_instance: str | None) -> None:
+        self.counters.network_changes += 1
+        network = self.state.network
+        account = change.account_id
+        if change.event_name in ("AllocateAddress", "AssociateAddress", "CreateNatGateway"):
+            for allocation, ip in change.allocations:
+                network["alloc:" + allocation] = ip
+            ips = list(change.public_ips)
+            ips += [network["alloc:" + a] for a in change.allocation_ids
+                    if network.get("alloc:" + a)]
+            for ip in ips:
+                network["ip:" + ip] = account
+            return
+        for instance_id in change.instance_ids:
+            if scope_instance is not None and instance_id != scope_instance:
+                continue
+            instance_key = f"{account}/{instance_id}"
+            instance = self.state.instances.get(instance_key)
+            if instance is None:
+                continue
+            # A stopped or started instance gets a new public address; relearn it.
+            instance["addresses"] = []
+            self.state.instances[instance_key] = instance
+            if change.event_name == "TerminateInstances":
+                self._schedule_retirement(instance_key, instance)
+
+    # -- state upkeep ---------------------------------------------------------------------------
+
+    def _instance(self, instance_key: str) -> dict:
+        instance = self.state.instances.get(instance_key)
+        if instance is None:
+            instance = {"addresses": [], "keys": {}, "findings": []}
+        return instance
+
+    def _purge_expired_keys(self, instance: dict, now: int) -> None:
+        for key, expiration in list(instance["keys"].items()):
+            if expiration is not None and expiration + self._keep_ms < now:
+                del instance["keys"][key]
+                self._forget_key(key, instance)
+
+    def _forget_key(self, access_key: str, instance: dict) -> None:
+        if access_key in self.state.credentials:
+            del self.state.credentials[access_key]
+        for fid in list(instance["findings"]):
+            aggregate = self.state.findings.get(fid)
+            if aggregate is None or aggregate["access_key"] == access_key:
+                instance["findings"].remove(fid)
+                if aggregate is not None:
+                    del self.state.findings[fid]
+
+    def _schedule_retirement(self, instance_key: str, instance: dict) -> None:
+        """A terminated instance's keys still work until they expire: forget them after that."""
+        expirations = [e for e in instance["keys"].values() if e is not None]
+        if not expirations:
+            return
+        retiring = self.state.clock.get(RETIRING) or {}
+        retiring[instance_key] = max(expirations) + self._keep_ms
+        self.state.clock[RETIRING] = retiring
+
+    def _retire_due(self, watermark: int) -> None:
+        retiring = self.state.clock.get(RETIRING)
+        if not retiring:
+            return
+        due = [key for key, at in retiring.items() if at < watermark]
+        if not due:
+            return
+        for instance_key in due:
+            del retiring[instance_key]
+            instance = self.state.instances.get(instance_key)
+            if instance is None:
+                continue
+            for key in list(instance["keys"]):
+                self._forget_key(key, instance)
+            del self.state.instances[instance_key]
+        self.state.clock[RETIRING] = retiring
+
+
+def _unique(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))

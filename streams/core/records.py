@@ -1,0 +1,276 @@
+"""CloudTrail records to the few event kinds detection needs.
+
+``decode`` is the hot path: a byte-level pre-filter discards the ~95% of records that cannot
+matter (no instance session, no EC2 credential delivery, no address change) before any JSON is
+decoded. ``normalise`` turns a decoded record into an ``Issuance``, an ``ApiCall`` by an
+instance-shaped session, a ``NetworkChange``, or None; it raises ``MalformedRecord`` with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from streams.core.prefixes import parse_ip
+from streams.core.times import BadTime, parse_expiration, parse_time
+
+# An instance id: i- then 8 or 17 hex digits. Any case: anonymised logs upper-case them.
+INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$", re.IGNORECASE)
+SESSION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$"
+)
+# The EC2 instance *identity* role is AWS's own, not the customer's role: not ours to judge.
+IDENTITY_ROLE = "aws:ec2-instance"
+NETWORK_EVENTS = frozenset({
+    "AllocateAddress", "AssociateAddress", "CreateNatGateway",
+    "StartInstances", "StopInstances", "TerminateInstances",
+})
+_PREFILTER = (b"ec2RoleDelivery", b"/i-", b"/I-", b"\\/i-", b"\\/I-",
+              b"AllocateAddress", b"AssociateAddress", b"CreateNatGateway",
+              b"StartInstances", b"StopInstances", b"TerminateInstances")
+_MAX_RECORD_BYTES = 1 << 20  # CloudTrail's own limit is 256 KB; far beyond that is not a record
+
+
+class MalformedRecord(ValueError):
+    """A record that cannot be judged; the message is the reason given to the dead-letter topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issuance:
+    """ec2.amazonaws.com delivering a role's credentials to an instance (sts:AssumeRole)."""
+
+    event_id: str
+    event_time: int
+    account_id: str
+    region: str
+    instance_id: str
+    role_arn: str
+    access_key_id: str
+    expiration: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """A call signed by a session whose name is an instance id."""
+
+    event_id: str
+    event_time: int
+    account_id: str
+    region: str
+    access_key_id: str
+    principal_id: str
+    role_name: str
+    instance_id: str
+    event_source: str
+    event_name: str
+    source_ip: str
+    user_agent: str
+    vpc_endpoint_id: str | None
+    vpc_endpoint_account_id: str | None
+    ec2_role_delivery: str | None
+    invoked_by: str | None
+
+    @property
+    def service_name(self) -> str:
+        return self.event_source.removesuffix(".amazonaws.com")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChange:
+    """An event that tells which addresses an account or an instance holds, or resets them."""
+
+    event_id: str
+    event_time: int
+    account_id: str
+    event_name: str
+    instance_ids: tuple[str, ...]
+    public_ips: tuple[str, ...]
+    allocations: tuple[tuple[str, str], ...]  # (allocation id, public ip)
+    allocation_ids: tuple[str, ...]  # referenced, ip unknown here (AssociateAddress)
+
+
+Event = Issuance | ApiCall | NetworkChange
+
+_decoder = msgspec.json.Decoder()
+
+
+def may_matter(raw: bytes) -> bool:
+    """False only for records that certainly cannot matter to detection."""
+    return any(marker in raw for marker in _PREFILTER)
+
+
+def decode(raw: bytes) -> Event | None:
+    """Bytes of one record (a JSON object) → event, None when irrelevant, or MalformedRecord."""
+    if len(raw) > _MAX_RECORD_BYTES:
+        raise MalformedRecord(f"record of {len(raw)} bytes exceeds {_MAX_RECORD_BYTES}")
+    if not may_matter(raw):
+        return None
+    try:
+        record = _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise MalformedRecord(f"not JSON: {exc}") from None
+    return normalise(unwrap(record))
+
+
+def unwrap(record: Any) -> Any:
+    """An EventBridge event carries the CloudTrail record in ``detail``."""
+    if isinstance(record, dict) and "detail" in record and "eventName" not in record:
+        detail = record["detail"]
+        if isinstance(detail, dict):
+            return detail
+    return record
+
+
+def event_time_of(record: dict) -> int:
+    """``eventTime``, or ``@timestamp`` written by log shippers."""
+    value = record.get("eventTime")
+    if value is None:
+        value = record.get("@timestamp")
+    try:
+        return parse_time(value)
+    except BadTime as exc:
+        raise MalformedRecord(f"eventTime: {exc}") from None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _obj(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def normalise(record: Any) -> Event | None:
+    if not isinstance(record, dict):
+        raise MalformedRecord(f"a record must be a JSON object, got {type(record).__name__}")
+    name = record.get("eventName")
+    if not isinstance(name, str):
+        if "eventVersion" in record or "userIdentity" in record:
+            raise MalformedRecord("eventName missing or not a string")
+        raise MalformedRecord("not a CloudTrail record (no eventName)")
+    identity = _obj(record.get("userIdentity"))
+    if name == "AssumeRole" and identity.get("invokedBy") == "ec2.amazonaws.com":
+        return _issuance(record)
+    arn = identity.get("arn")
+    if isinstance(arn, str) and ":assumed-role/" in arn:
+        call = _instance_call(record, identity, arn)
+        if call is not None:
+            return call
+    if name in NETWORK_EVENTS and record.get("eventSource") == "ec2.amazonaws.com":
+        return _network_change(record, name)
+    return None
+
+
+def _issuance(record: dict) -> Issuance | None:
+    request = _obj(record.get("requestParameters"))
+    session = _str(request.get("roleSessionName"))
+    if session is None or not INSTANCE_ID.match(session):
+        return None  # EC2 assuming a role for something other than an instance profile
+    credentials = _obj(_obj(record.get("responseElements")).get("credentials"))
+    key = _str(credentials.get("accessKeyId"))
+    if key is None:
+        if record.get("errorCode"):
+            return None  # a failed delivery issues nothing
+        raise MalformedRecord("instance credential issuance without an access key id")
+    role_arn = _str(request.get("roleArn")) or ""
+    arn_parts = role_arn.split(":")
+    account = (arn_parts[4] if len(arn_parts) > 4 and arn_parts[4]
+               else _str(record.get("recipientAccountId")))
+    return Issuance(
+        event_id=_str(record.get("eventID")) or "",
+        event_time=event_time_of(record),
+        account_id=account or "",
+        region=_str(record.get("awsRegion")) or "",
+        instance_id=session.lower(),
+        role_arn=role_arn,
+        access_key_id=key,
+        expiration=parse_expiration(credentials.get("expiration")),
+    )
+
+
+def _instance_call(record: dict, identity: dict, arn: str) -> ApiCall | None:
+    match = SESSION_ARN.match(arn)
+    if match is None or not INSTANCE_ID.match(match["session"]):
+        return None
+    if match["role"] == IDENTITY_ROLE:
+        return None
+    key = _str(identity.get("accessKeyId"))
+    if key is None:
+        return None  # console sessions and some service calls carry no key
+    source = record.get("sourceIPAddress")
+    if not isinstance(source, str) or not source:
+        raise MalformedRecord("sourceIPAddress missing on an instance-credential call")
+    if parse_ip(source) is None and not _is_service_source(source):
+        raise MalformedRecord(f"sourceIPAddress {source[:80]!r} is neither an IP address nor an "
+                              "AWS service name")
+    context = _obj(identity.get("sessionContext"))
+    delivery = context.get("ec2RoleDelivery")
+    return ApiCall(
+        event_id=_str(record.get("eventID")) or "",
+        event_time=event_time_of(record),
+        account_id=_str(identity.get("accountId")) or match["account"],
+        region=_str(record.get("awsRegion")) or "",
+        access_key_id=key,
+        principal_id=_str(identity.get("principalId")) or "",
+        role_name=match["role"],
+        instance_id=match["session"].lower(),
+        event_source=_str(record.get("eventSource")) or "",
+        event_name=record["eventName"],
+        source_ip=source,
+        user_agent=_str(record.get("userAgent")) or "",
+        vpc_endpoint_id=_str(record.get("vpcEndpointId")),
+        vpc_endpoint_account_id=_str(record.get("vpcEndpointAccountId")),
+        ec2_role_delivery=str(delivery) if delivery is not None else None,
+        invoked_by=_str(identity.get("invokedBy")),
+    )
+
+
+def _is_service_source(source: str) -> bool:
+    return source == "AWS Internal" or (
+        source.endswith(".amazonaws.com") and " " not in source
+    )
+
+
+def is_on_behalf(call: ApiCall) -> bool:
+    """A call an AWS service made for the principal: its source is the service, not a thief."""
+    return call.invoked_by is not None or _is_service_source(call.source_ip)
+
+
+def _walk(value: Any, found: dict[str, list]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in found and isinstance(item, str):
+                found[key].append(item)
+            else:
+                _walk(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _walk(item, found)
+
+
+def _network_change(record: dict, name: str) -> NetworkChange | None:
+    if record.get("errorCode"):
+        return None
+    found: dict[str, list] = {"publicIp": [], "allocationId": [], "instanceId": []}
+    _walk(record.get("requestParameters"), found)
+    _walk(record.get("responseElements"), found)
+    ips = tuple(dict.fromkeys(ip for ip in found["publicIp"] if parse_ip(ip) is not None))
+    instances = tuple(dict.fromkeys(i.lower() for i in found["instanceId"] if INSTANCE_ID.match(i)))
+    allocations: tuple[tuple[str, str], ...] = ()
+    if name == "AllocateAddress" and len(ips) == 1 and len(found["allocationId"]) >= 1:
+        allocations = ((found["allocationId"][0], ips[0]),)
+    identity = _obj(record.get("userIdentity"))
+    account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId")) or ""
+    return NetworkChange(
+        event_id=_str(record.get("eventID")) or "",
+        event_time=event_time_of(record),
+        account_id=account,
+        event_name=name,
+        instance_ids=instances,
+        public_ips=ips,
+        allocations=allocations,
+        allocation_ids=tuple(dict.fromkeys(found["allocationId"])),
+    )

@@ -1,0 +1,63 @@
+"""Event time: CloudTrail's timestamps parsed to integer epoch milliseconds, and formatted back.
+
+Integers keep state small and comparisons cheap; every datetime made here is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+MS_PER_S = 1000
+
+
+class BadTime(ValueError):
+    """A timestamp that is not one CloudTrail or a log shipper writes."""
+
+
+def parse_time(value: object) -> int:
+    """``2023-07-10T11:57:22Z`` (fractions and offsets allowed) → epoch milliseconds."""
+    if not isinstance(value, str) or not value:
+        raise BadTime(f"not a timestamp: {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadTime(f"not an ISO 8601 timestamp: {value!r}") from None
+    if moment.tzinfo is None:
+        # CloudTrail's times are UTC even where a shipper dropped the zone.
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * MS_PER_S)
+
+
+_EXPIRATION_FORMATS = ("%b %d, %Y, %I:%M:%S %p", "%b %d, %Y %I:%M:%S %p")
+
+
+def parse_expiration(value: object) -> int | None:
+    """Credential expiration in any of the shapes CloudTrail has used; None when unknown.
+
+    sts:AssumeRole logs it as ``Jul 10, 2023, 6:30:22 PM`` (UTC), newer events as ISO 8601, and
+    some exports as epoch milliseconds.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value if value > 1e11 else value * MS_PER_S)
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except BadTime:
+        pass
+    for fmt in _EXPIRATION_FORMATS:
+        try:
+            return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp() * MS_PER_S)
+        except ValueError:
+            continue
+    return None
+
+
+def format_time(epoch_ms: int) -> str:
+    """Epoch milliseconds → ``2023-07-10T11:57:22.000Z``, GuardDuty's finding time format."""
+    moment = datetime.fromtimestamp(epoch_ms / MS_PER_S, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % MS_PER_S:03d}Z"
