@@ -82,7 +82,7 @@ class Enricher:
         found = {}
         for name, db in (("country", self._country_db), ("network", self._network_db)):
             if db is not None:
-                found[name] = str(db.built.date() if hasattr(db.built, "date") else db.built)
+                found[name] = str(db.built)
         return found
 
     def describe(self) -> str:

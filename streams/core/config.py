@@ -175,12 +175,14 @@ def _rule(rule: Any, where: str) -> SuppressionRule:
         raise ConfigError(f"{where}: expected a mapping with name and criteria")
     for key in rule:
         if key not in _RULE_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}; known keys are {', '.join(_RULE_KEYS)}")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}; known keys are {', '.join(_RULE_KEYS)}")
     name = rule.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name: every suppression rule needs a name")
     if len(rule) == 1:
-        raise ConfigError(f"{where} ({name}): give at least one criterion, or it archives everything")
+        raise ConfigError(
+            f"{where} ({name}): give at least one criterion, or it archives everything")
     finding_type = rule.get("finding_type")
     if finding_type is not None and finding_type not in FINDING_TYPES:
         raise ConfigError(f"{where}.finding_type: {finding_type!r} is not one of {FINDING_TYPES}")

@@ -78,15 +78,19 @@ class Detector:
         """
         changed: list[str] = []
         watermark = max(self.state.clock.get(WATERMARK, 0), event.event_time)
-        self.state.clock[WATERMARK] = watermark
+        if watermark != self.state.clock.get(WATERMARK):
+            self.state.clock[WATERMARK] = watermark
+            # Calls that have waited long enough are judged before the event that ends their
+            # wait, so each instance sees its events in the same order whether the job runs
+            # offline over one sorted file or spread over partitions.
+            self._release_due(watermark, changed)
+            self._retire_due(watermark)
         if isinstance(event, ApiCall):
             self._on_call(event, changed)
         elif isinstance(event, Issuance):
             self._on_issuance(event, changed)
         elif isinstance(event, NetworkChange):
             self._on_network_change(event, scope_instance)
-        self._release_due(watermark, changed)
-        self._retire_due(watermark)
         return _unique(changed)
 
     def flush(self) -> list[str]:
@@ -135,6 +139,9 @@ class Detector:
         credential = self.state.credentials.get(call.access_key_id)
         if credential is not None:
             self._judge(call, credential, changed)
+            return
+        if call.event_time + self._grace_ms <= self.state.clock.get(WATERMARK, 0):
+            self._judge_unissued(call, changed)  # later than the grace: no issuance will come
             return
         waiting = self.state.pending.get(call.access_key_id) or []
         waiting.append(_call_to_json(call))

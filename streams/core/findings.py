@@ -186,7 +186,6 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
             "firstEventIds": [event_id for _, event_id in aggregate["first_events"]],
             "ec2RoleDelivery": aggregate["delivery"],
             "imdsV1": aggregate["delivery"] == "1.0",
-            "detectedAt": format_time(aggregate["detected_at"]),
             "suppressedBy": suppression,
         },
     }

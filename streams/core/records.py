@@ -28,7 +28,7 @@ NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
     "StartInstances", "StopInstances", "TerminateInstances",
 })
-_PREFILTER = (b"ec2RoleDelivery", b"/i-", b"/I-", b"\\/i-", b"\\/I-",
+_PREFILTER = (b"ec2RoleDelivery", b"/i-", b"/I-", b"\\/i-", b"\\/I-", b"AssumeRole",
               b"AllocateAddress", b"AssociateAddress", b"CreateNatGateway",
               b"StartInstances", b"StopInstances", b"TerminateInstances")
 _MAX_RECORD_BYTES = 1 << 20  # CloudTrail's own limit is 256 KB; far beyond that is not a record

@@ -1,0 +1,207 @@
+"""The Faust app: topics, tables and the two agents around the detection core.
+
+``track_instance_credentials`` reads CloudTrail, records issuances and address changes in the
+tables and passes instance-credential calls on, on the same partition, to
+``detect_credential_use``, which joins each call against ``instance_credentials`` through the
+core and produces findings. Tables are co-partitioned with both topics (same key, same partition
+count); a record that cannot be judged goes to the dead-letter topic with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+import traceback
+from typing import Any
+
+import faust
+import msgspec
+from faust.types import EventT
+
+from streams.app import metrics
+from streams.avro import encode_finding
+from streams.cli.common import enricher_for
+from streams.config import Loaded, load_aws_ranges
+from streams.core.detector import Detector, DetectorState
+from streams.core.records import ApiCall, MalformedRecord, decode
+from streams.settings import KafkaSettings
+
+log = logging.getLogger("exfilguard.worker")
+_call_encoder = msgspec.json.Encoder()
+_call_decoder = msgspec.json.Decoder(list)
+MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
+
+
+def broker_credentials(settings: KafkaSettings) -> Any:
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.ssl_cafile)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism, ssl_context=context)
+    return faust.SSLCredentials(context)
+
+
+def create_app(loaded: Loaded) -> faust.App:
+    kafka = loaded.kafka
+    detection = loaded.detection
+    app = faust.App(
+        kafka.app_id,
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(kafka),
+        store="rocksdb://",
+        datadir=kafka.data_dir,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_allow_declare=True,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        web_host=kafka.web_host,
+        web_port=kafka.web_port,
+        web_in_thread=False,
+        table_standby_replicas=0,
+    )
+    partitions = kafka.partitions
+    cloudtrail = app.topic(kafka.topic_input, key_type=bytes, value_type=bytes,
+                           key_serializer="raw", value_serializer="raw", partitions=partitions)
+    instance_calls = app.topic(f"{kafka.app_id}-instance-calls", key_type=bytes,
+                               value_type=bytes, key_serializer="raw", value_serializer="raw",
+                               partitions=partitions, internal=True)
+    findings_topic = app.topic(kafka.topic_findings, key_serializer="raw",
+                               value_serializer="raw")
+    dead_letters = app.topic(kafka.topic_dlq, key_serializer="raw", value_serializer="raw")
+
+    def table(name: str, help_text: str) -> faust.Table:
+        return app.Table(name, partitions=partitions, key_type=str, value_type=None,
+                         help=help_text)
+
+    state = DetectorState(
+        credentials=table("instance_credentials", "access key → instance, role, expiry"),
+        instances=table("instance_to_addresses", "account/instance → learned addresses, keys"),
+        network=table("address_to_account", "ip:/alloc: → account, from address changes"),
+        findings=table("finding_aggregates", "finding id → aggregate"),
+        pending=table("pending_calls", "access key → calls waiting for their issuance"),
+        clock=table("partition_clock", "event-time watermark and indexes, per partition"),
+    )
+    aws = load_aws_ranges(detection)
+    detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
+    interval = detection.finding_update_interval_seconds
+    last_sent: dict[str, tuple[float, int]] = {}  # finding id → (monotonic time, severity)
+    unsent: set[str] = set()
+
+    async def send_finding(finding_id: str) -> None:
+        aggregate = state.findings.get(finding_id)
+        if aggregate is None:
+            return
+        rendered = detector.render(finding_id)
+        await findings_topic.send(key=finding_id.encode(), value=encode_finding(rendered))
+        last_sent[finding_id] = (time.monotonic(), rendered["severity"])
+        unsent.discard(finding_id)
+        metrics.inc("exfilguard_findings_emitted_total")
+
+    async def publish(changed: list[str]) -> None:
+        now = time.monotonic()
+        for finding_id in changed:
+            previous = last_sent.get(finding_id)
+            severity = state.findings[finding_id]["severity"]
+            if (previous is None or interval == 0 or now - previous[0] >= interval
+                    or severity != previous[1]):
+                await send_finding(finding_id)
+            else:
+                unsent.add(finding_id)
+
+    async def dead_letter(event: EventT, reason: str) -> None:
+        metrics.inc("exfilguard_records_dead_lettered_total")
+        message = event.message
+        headers = {
+            "exfilguard-reason": reason[:MAX_REASON].encode(),
+            "exfilguard-source": f"{message.topic}/{message.partition}/{message.offset}".encode(),
+        }
+        await dead_letters.send(key=message.key, value=message.value or b"", headers=headers)
+
+    @app.agent(cloudtrail, concurrency=1)
+    async def track_instance_credentials(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            metrics.inc("exfilguard_records_total")
+            try:
+                value = event.value
+                if not isinstance(value, bytes | bytearray):
+                    raise MalformedRecord("empty or non-bytes message value")
+                parsed = decode(bytes(value))
+                if parsed is None:
+                    continue
+                metrics.inc("exfilguard_records_relevant_total")
+                if isinstance(parsed, ApiCall):
+                    payload = _call_encoder.encode([getattr(parsed, f) for f in ApiCall.__slots__])
+                    await instance_calls.send(key=event.key, value=payload,
+                                              partition=event.message.partition)
+                    continue
+                scope = event.key.decode() if isinstance(event.key, bytes) else None
+                await publish(detector.observe(parsed, scope_instance=scope))
+            except MalformedRecord as exc:
+                await dead_letter(event, f"malformed: {exc}")
+            except Exception as exc:  # never let one record stop the worker
+                log.error("record %s/%s/%s failed:\n%s", event.message.topic,
+                          event.message.partition, event.message.offset, traceback.format_exc())
+                await dead_letter(event, f"error: {type(exc).__name__}: {exc}")
+
+    @app.agent(instance_calls, concurrency=1)
+    async def detect_credential_use(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                call = ApiCall(*_call_decoder.decode(event.value))
+                metrics.inc("exfilguard_calls_judged_total")
+                await publish(detector.observe(call))
+            except Exception as exc:
+                log.error("call %s/%s/%s failed:\n%s", event.message.topic,
+                          event.message.partition, event.message.offset, traceback.format_exc())
+                await dead_letter(event, f"error: {type(exc).__name__}: {exc}")
+
+    @app.timer(interval=max(1.0, min(interval, 30)) if interval else 5.0)
+    async def send_due_updates() -> None:
+        now = time.monotonic()
+        for finding_id in sorted(unsent):
+            if now - last_sent.get(finding_id, (0.0, 0))[0] >= interval:
+                await send_finding(finding_id)
+
+    @app.on_rebalance_complete.connect
+    async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
+        # In-memory bookkeeping is lost on a restart: publish every held finding once again
+        # (ids are stable, so consumers see an idempotent update) so no update is lost.
+        for finding_id in list(state.findings.keys()):
+            if finding_id not in last_sent:
+                await send_finding(finding_id)
+
+    @app.on_before_shutdown.connect
+    async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:
+        for finding_id in sorted(unsent):
+            await send_finding(finding_id)
+        await app.producer.flush()
+
+    @app.page("/livez")
+    async def livez(web: Any, request: Any) -> Any:
+        return web.json({"status": "alive"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        recovery = app.tables.recovery
+        ready = recovery.completed.is_set() and not app.rebalancing
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        extra = {"exfilguard_findings_unsent": float(len(unsent))}
+        for name, value in vars(detector.counters).items():
+            extra[f"exfilguard_detector_{name}"] = float(value)
+        return web.text(metrics.render_prometheus(extra),
+                        content_type="text/plain; version=0.0.4")
+
+    app.exfilguard = {"detector": detector, "state": state}  # for tests and introspection
+    return app

@@ -1,0 +1,85 @@
+"""``exfilguard findings``: print the findings topic as JSON Lines, the example consumer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError
+
+from streams.avro import BadFinding, decode_finding
+from streams.cli.common import add_config_option, add_kafka_options, json_line, loaded_config, note
+from streams.errors import UserError
+from streams.kafka_admin import metadata
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "findings", help="print findings from the findings topic as JSON Lines",
+        description="Consume the findings topic and print each finding as one JSON line; exit "
+                    "after --timeout seconds without a new message.")
+    add_config_option(parser)
+    add_kafka_options(parser)
+    parser.add_argument("--topic", help="findings topic (default: the config's)")
+    parser.add_argument("--from-beginning", action="store_true",
+                        help="read the whole topic, not only new findings")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="exit after S seconds without a new message (default 10)")
+    parser.add_argument("--latest-only", action="store_true",
+                        help="print each finding id once, its latest version, at the end")
+    parser.add_argument("--group", help="consumer group (default: a new one, commits nothing)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = loaded_config(args)
+    settings = loaded.kafka
+    topic = args.topic or settings.topic_findings
+    meta = metadata(settings)
+    if topic not in meta.topics or meta.topics[topic].error is not None:
+        raise UserError(f"topic {topic} does not exist yet: start a worker (or `exfilguard "
+                        "topics create`) first")
+    consumer = Consumer({
+        **settings.confluent(),
+        "group.id": args.group or f"exfilguard-findings-{uuid.uuid4()}",
+        "enable.auto.commit": bool(args.group),
+        "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+    })
+    consumer.subscribe([topic])
+    latest: dict[str, dict] = {}
+    printed = bad = 0
+    deadline = time.monotonic() + args.timeout
+    out = sys.stdout.buffer
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise UserError(f"consuming {topic}: {message.error().str()}")
+            try:
+                finding = decode_finding(message.value() or b"")
+            except BadFinding as exc:
+                bad += 1
+                note("findings", f"skipped {topic}/{message.partition()}/{message.offset()}: "
+                     f"{exc}")
+                continue
+            deadline = time.monotonic() + args.timeout
+            if args.latest_only:
+                latest[finding["id"]] = finding
+            else:
+                out.write(json_line(finding))
+                out.flush()
+                printed += 1
+    finally:
+        consumer.close()
+    for finding_id in sorted(latest, key=lambda i: (latest[i]["createdAt"], i)):
+        out.write(json_line(latest[finding_id]))
+        printed += 1
+    out.flush()
+    note("findings", f"{printed} findings printed" + (f", {bad} unreadable" if bad else ""))
+    return 0

@@ -1,0 +1,77 @@
+"""Broker checks and topic creation with confluent-kafka's admin client.
+
+A broker that is down or a topic with the wrong partition count gets one line naming the
+problem and the fix, before any worker or forwarder starts.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+
+from streams.errors import UserError
+from streams.settings import KafkaSettings, env_name
+
+# Findings are keyed by id and updated in place: compaction keeps the latest of each forever.
+FINDINGS_CONFIG = {"cleanup.policy": "compact"}
+
+
+def admin(settings: KafkaSettings) -> AdminClient:
+    return AdminClient({**settings.confluent(), "log_level": 0, "logger": _Quiet()})
+
+
+class _Quiet:
+    """librdkafka logs connection refusals at length; the one-line error says it instead."""
+
+    def log(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __getattr__(self, name: str):  # debug, info, warning, error, exception
+        return self.log
+
+
+def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
+    try:
+        meta = admin(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise UserError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}): start "
+            f"the local broker with `make kafka-up`, or set {env_name('bootstrap_servers')}",
+            exit_code=3) from None
+    if not meta.brokers:
+        raise UserError(f"Kafka at {settings.bootstrap_servers} reports no brokers", exit_code=3)
+    return meta
+
+
+def ensure_topics(settings: KafkaSettings, names: list[str] | None = None,
+                  timeout: float = 10.0) -> list[str]:
+    """Create the missing ones among input, findings and dead-letter topics; return created."""
+    meta = metadata(settings, timeout)
+    wanted = names or [settings.topic_input, settings.topic_findings, settings.topic_dlq]
+    created = []
+    new = []
+    for name in wanted:
+        existing = meta.topics.get(name)
+        if existing is not None and existing.error is None:
+            count = len(existing.partitions)
+            if name == settings.topic_input and count != settings.partitions:
+                raise UserError(
+                    f"topic {name} has {count} partitions but the config says "
+                    f"{settings.partitions}: set {env_name('partitions')}={count}, or use "
+                    f"a new topic (partitions cannot shrink)")
+            continue
+        config = FINDINGS_CONFIG if name == settings.topic_findings else {}
+        new.append(NewTopic(name, num_partitions=settings.partitions,
+                            replication_factor=settings.replication_factor, config=config))
+    if new:
+        client = admin(settings)  # must outlive the futures
+        for name, future in client.create_topics(new, request_timeout=timeout).items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.name() == "TOPIC_ALREADY_EXISTS":
+                    continue
+                raise UserError(f"cannot create topic {name}: {error.str()}") from None
+    return created

@@ -1,0 +1,184 @@
+"""The detector's state machine: pending calls, late issuances, aggregation, redelivery, expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.core.awsranges import load_ip_ranges
+from streams.core.config import INSIDE_AWS, OUTSIDE_AWS, parse_config
+from streams.core.detector import Detector
+from streams.core.records import ApiCall, Issuance, NetworkChange
+from streams.core.times import parse_time
+
+ACCOUNT = "111122223333"
+INSTANCE = "i-0123456789abcdef0"
+KEY = "ASIAAAAAAAAAAAAAAAA1"
+T0 = parse_time("2024-03-01T10:00:00Z")
+MINUTE = 60_000
+ATTACKER = "45.33.32.156"
+
+
+@pytest.fixture(scope="module")
+def aws():
+    return load_ip_ranges()
+
+
+def issuance(at=T0, key=KEY, instance=INSTANCE, event_id="iss"):
+    return Issuance(event_id, at, ACCOUNT, "us-east-1", instance,
+                    f"arn:aws:iam::{ACCOUNT}:role/web", key, at + 6 * 60 * MINUTE)
+
+
+def call(at, ip, key=KEY, event_id=None, delivery="2.0", instance=INSTANCE, **extra):
+    fields = dict(
+        event_id=event_id or f"c{at}-{ip}", event_time=at, account_id=ACCOUNT,
+        region="us-east-1", access_key_id=key, principal_id=f"AROAX:{instance}", role_name="web",
+        instance_id=instance, event_source="s3.amazonaws.com", event_name="ListBuckets",
+        source_ip=ip, user_agent="aws-cli", vpc_endpoint_id=None, vpc_endpoint_account_id=None,
+        ec2_role_delivery=delivery, invoked_by=None)
+    fields.update(extra)
+    return ApiCall(**fields)
+
+
+def detector(aws, **config):
+    return Detector(parse_config({"finding_update_interval_seconds": 0, **config}), aws)
+
+
+def test_theft_from_outside_aws(aws):
+    d = detector(aws)
+    d.observe(issuance())
+    changed = d.observe(call(T0 + MINUTE, ATTACKER))
+    assert len(changed) == 1
+    finding = d.render(changed[0])
+    assert (finding["type"], finding["severity"]) == (OUTSIDE_AWS, 8)
+    assert finding["evidence"]["issuanceEventId"] == "iss"
+
+
+def test_call_before_its_issuance_waits_then_ties_to_it(aws):
+    d = detector(aws)
+    assert d.observe(call(T0 + MINUTE, ATTACKER, delivery=None)) == []  # pending
+    changed = d.observe(issuance(at=T0))
+    assert len(changed) == 1
+    assert d.render(changed[0])["evidence"]["issuanceEventId"] == "iss"
+
+
+def test_without_issuance_or_delivery_marker_it_is_not_instance_credentials(aws):
+    d = detector(aws, late_arrival_grace_seconds=60)
+    d.observe(call(T0, ATTACKER, delivery=None))
+    # event time moves on past the grace: the call is judged and dropped
+    d.observe(call(T0 + 5 * MINUTE, "198.51.100.1", key="ASIAOTHER", delivery=None))
+    assert d.flush() == []
+    assert d.counters.calls_dropped_not_instance == 2
+
+
+def test_key_issued_before_the_job_is_judged_after_the_grace(aws):
+    d = detector(aws, late_arrival_grace_seconds=60)
+    assert d.observe(call(T0, ATTACKER)) == []
+    changed = d.observe(call(T0 + 2 * MINUTE, "203.0.113.5", key="ASIAUNRELATED"))
+    assert len(changed) == 1  # released by event time, not by the wall clock
+    assert d.render(changed[0])["evidence"]["issuanceEventId"] is None
+
+
+def test_calls_from_one_attacker_fold_into_one_finding(aws):
+    d = detector(aws)
+    d.observe(issuance())
+    for i in range(5):
+        d.observe(call(T0 + i * MINUTE, ATTACKER))
+    d.observe(call(T0 + 9 * MINUTE, "185.220.101.1"))
+    findings = d.findings()
+    assert [f["service"]["count"] for f in findings] == [5, 1]
+    assert findings[0]["service"]["eventLastSeen"] == "2024-03-01T10:04:00.000Z"
+
+
+def test_a_redelivered_call_is_not_counted_twice(aws):
+    d = detector(aws)
+    d.observe(issuance())
+    d.observe(call(T0 + MINUTE, ATTACKER, event_id="same"))
+    assert d.observe(call(T0 + MINUTE, ATTACKER, event_id="same")) == []
+    assert d.findings()[0]["service"]["count"] == 1
+
+
+def test_instance_address_is_learned_across_its_keys(aws):
+    d = detector(aws)
+    d.observe(issuance(key="ASIAV1KEY", event_id="i1"))
+    d.observe(issuance(key="ASIAV2KEY", event_id="i2"))
+    assert d.observe(call(T0 + MINUTE, "3.225.16.109", key="ASIAV1KEY", delivery="1.0")) == []
+    assert d.observe(call(T0 + 2 * MINUTE, "3.225.16.109", key="ASIAV2KEY")) == []
+    changed = d.observe(call(T0 + 3 * MINUTE, "52.45.102.28", key="ASIAV1KEY", delivery="1.0"))
+    finding = d.render(changed[0])
+    assert (finding["type"], finding["severity"]) == (INSIDE_AWS, 8)
+    assert finding["evidence"]["instanceKnownAddresses"] == ["3.225.16.109"]
+    assert finding["evidence"]["imdsV1"] is True
+
+
+def test_foreign_vpc_endpoint_of_an_associated_account_is_medium(aws):
+    d = detector(aws, associated_accounts=["444455556666"])
+    d.observe(issuance())
+    changed = d.observe(call(T0 + MINUTE, "10.1.2.3", vpc_endpoint_id="vpce-1",
+                             vpc_endpoint_account_id="444455556666"))
+    finding = d.render(changed[0])
+    assert finding["severity"] == 5
+    assert finding["service"]["action"]["awsApiCallAction"]["remoteAccountDetails"] == {
+        "accountId": "444455556666", "affiliated": True}
+
+
+def test_elastic_ip_allocated_in_another_account_names_that_account(aws):
+    d = detector(aws)
+    d.observe(NetworkChange("n1", T0, "999988887777", "AllocateAddress", (), ("54.152.0.10",),
+                            (("eipalloc-9", "54.152.0.10"),), ("eipalloc-9",)))
+    d.observe(issuance())
+    changed = d.observe(call(T0 + MINUTE, "54.152.0.10"))
+    action = d.render(changed[0])["service"]["action"]["awsApiCallAction"]
+    assert action["remoteAccountDetails"] == {"accountId": "999988887777", "affiliated": False}
+
+
+def test_expired_keys_are_forgotten_when_the_instance_gets_new_ones(aws):
+    d = detector(aws, credential_grace_seconds=0)
+    d.observe(issuance(key="ASIAOLD", event_id="i1"))
+    d.observe(call(T0 + MINUTE, ATTACKER, key="ASIAOLD"))
+    d.observe(issuance(at=T0 + 7 * 60 * MINUTE, key="ASIANEW", event_id="i2"))
+    assert "ASIAOLD" not in d.state.credentials
+    assert d.state.findings == {}
+    assert "ASIANEW" in d.state.credentials
+
+
+def test_terminated_instance_is_forgotten_after_its_keys_expire(aws):
+    d = detector(aws, credential_grace_seconds=0)
+    d.observe(issuance())
+    d.observe(NetworkChange("t", T0 + MINUTE, ACCOUNT, "TerminateInstances", (INSTANCE,), (), (),
+                            ()))
+    # Keys outlive the instance: a theft right after termination is still caught.
+    assert d.observe(call(T0 + 2 * MINUTE, ATTACKER)) != []
+    d.observe(call(T0 + 7 * 60 * MINUTE, "203.0.113.1", key="ASIAELSE", delivery=None))
+    assert KEY not in d.state.credentials
+    assert f"{ACCOUNT}/{INSTANCE}" not in d.state.instances
+
+
+def test_stop_start_makes_the_instance_relearn_its_address(aws):
+    d = detector(aws)
+    d.observe(issuance())
+    d.observe(call(T0 + MINUTE, "3.225.16.109"))
+    d.observe(NetworkChange("s", T0 + 2 * MINUTE, ACCOUNT, "StartInstances", (INSTANCE,), (), (),
+                            ()))
+    assert d.observe(call(T0 + 3 * MINUTE, "52.45.102.28")) == []
+
+
+def test_pending_buffer_is_bounded(aws):
+    d = detector(aws, max_pending_per_key=3)
+    for i in range(10):
+        d.observe(call(T0 + i, ATTACKER, event_id=f"e{i}"))
+    assert len(d.state.pending[KEY]) == 3
+    d.flush()
+    assert d.findings()[0]["service"]["count"] == 10
+
+
+def test_same_events_in_another_order_give_the_same_findings(aws):
+    events = [issuance(), call(T0 + MINUTE, ATTACKER), call(T0 + 2 * MINUTE, ATTACKER),
+              call(T0 + 3 * MINUTE, "185.220.101.1")]
+    forward, backward = detector(aws), detector(aws)
+    for event in events:
+        forward.observe(event)
+    for event in reversed(events):
+        backward.observe(event)
+    forward.flush()
+    backward.flush()
+    assert forward.findings() == backward.findings()
