@@ -29,8 +29,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="exit after S seconds without a new message (default 10)")
     parser.add_argument("--latest-only", action="store_true",
                         help="print each finding id once, its latest version, at the end")
+    parser.add_argument("--summary", action="store_true",
+                        help="one readable line per finding instead of JSON")
     parser.add_argument("--group", help="consumer group (default: a new one, commits nothing)")
     parser.set_defaults(run=run)
+
+
+SEVERITY_LABELS = {8: "HIGH", 5: "MEDIUM"}
+
+
+def summary(finding: dict) -> str:
+    action = finding["service"]["action"]["awsApiCallAction"]
+    ip = action["remoteIpDetails"]
+    remote = (f"account {action['remoteAccountDetails']['accountId']}"
+              if action["remoteAccountDetails"] else ip["ipAddressV4"] or ip["ipAddressV6"])
+    archived = " (archived)" if finding["service"]["archived"] else ""
+    return (f"{SEVERITY_LABELS.get(finding['severity'], finding['severity'])} "
+            f"{finding['type'].rsplit('/', 1)[-1]}{archived}: "
+            f"{finding['resource']['instanceDetails']['instanceId']} key "
+            f"{finding['resource']['accessKeyDetails']['accessKeyId']} used from {remote}, "
+            f"{finding['service']['count']} call(s) {finding['service']['eventFirstSeen']} .. "
+            f"{finding['service']['eventLastSeen']} [{finding['evidence']['rule']}]")
+
+
+def render_line(finding: dict, as_summary: bool) -> bytes:
+    return (summary(finding) + "\n").encode() if as_summary else json_line(finding)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,13 +95,13 @@ def run(args: argparse.Namespace) -> int:
             if args.latest_only:
                 latest[finding["id"]] = finding
             else:
-                out.write(json_line(finding))
+                out.write(render_line(finding, args.summary))
                 out.flush()
                 printed += 1
     finally:
         consumer.close()
     for finding_id in sorted(latest, key=lambda i: (latest[i]["createdAt"], i)):
-        out.write(json_line(latest[finding_id]))
+        out.write(render_line(latest[finding_id], args.summary))
         printed += 1
     out.flush()
     note("findings", f"{printed} findings printed" + (f", {bad} unreadable" if bad else ""))

@@ -1,0 +1,134 @@
+"""A real local Kafka broker for the integration tests (started here, stopped at the end), and
+``exfilguard worker`` run as a subprocess, the way users run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from kafka_broker import free_port, start_broker, stop_broker  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("kafka")
+    port = free_port()
+    bootstrap = start_broker(folder, port)
+    yield bootstrap
+    stop_broker(folder, port)
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Deployment:
+    """One isolated exfilguard deployment on the shared broker: its own topics and group."""
+
+    def __init__(self, bootstrap: str, folder: Path, partitions: int = 3, **env: str) -> None:
+        name = f"t{uuid.uuid4().hex[:8]}"
+        self.folder = folder
+        self.env = {
+            **os.environ,
+            "EXFILGUARD_BOOTSTRAP_SERVERS": bootstrap,
+            "EXFILGUARD_APP_ID": f"exfilguard-{name}",
+            "EXFILGUARD_TOPIC_INPUT": f"{name}-cloudtrail",
+            "EXFILGUARD_TOPIC_FINDINGS": f"{name}-findings",
+            "EXFILGUARD_TOPIC_DLQ": f"{name}-dlq",
+            "EXFILGUARD_PARTITIONS": str(partitions),
+            **env,
+        }
+        self.workers: list[subprocess.Popen] = []
+
+    def exfilguard(self, *args: str, timeout: float = 120, **env: str,
+                   ) -> subprocess.CompletedProcess:
+        return subprocess.run([EXFILGUARD, *args], env={**self.env, **env}, capture_output=True,
+                              timeout=timeout, check=False)
+
+    def start_worker(self, name: str = "w0", config: str | None = None) -> subprocess.Popen:
+        port = _port()
+        data = self.folder / name
+        log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        args = [EXFILGUARD, "worker"] + (["--config", config] if config else [])
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT,
+            env={**self.env, "EXFILGUARD_DATA_DIR": str(data), "EXFILGUARD_WEB_PORT": str(port)})
+        process.web_port = port  # type: ignore[attr-defined]
+        process.log_path = self.folder / f"{name}.log"  # type: ignore[attr-defined]
+        self.workers.append(process)
+        self.wait_ready(process)
+        return process
+
+    def wait_ready(self, process: subprocess.Popen, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"worker exited {process.returncode}:\n"
+                                     f"{process.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{process.web_port}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready in {timeout}s:\n"
+                             f"{process.log_path.read_text()[-3000:]}")
+
+    def metrics(self, process: subprocess.Popen) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{process.web_port}/metrics",
+                                    timeout=5) as response:
+            text = response.read().decode()
+        return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                if line and not line.startswith("#")}
+
+    def stop_worker(self, process: subprocess.Popen, timeout: float = 60) -> int:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def close(self) -> None:
+        for process in self.workers:
+            self.stop_worker(process)
+
+
+@pytest.fixture
+def deployment(broker, tmp_path):
+    created = []
+
+    def make(**kwargs) -> Deployment:
+        d = Deployment(broker, tmp_path, **kwargs)
+        created.append(d)
+        return d
+
+    yield make
+    for d in created:
+        d.close()
