@@ -10,7 +10,7 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-INVICTUS = FIXTURES / "invictus"
+INVICTUS = FIXTURES / "invictus" / "CloudTrail"
 
 
 def invictus_records() -> list[dict]:

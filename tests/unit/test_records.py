@@ -23,7 +23,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def every_fixture_record():
-    for path in sorted((FIXTURES / "invictus").glob("*.json")):
+    for path in sorted((FIXTURES / "invictus" / "CloudTrail").glob("*.json")):
         yield from json.loads(path.read_text())["Records"]
     for path in sorted((FIXTURES / "panther").glob("*.jsonl")):
         for line in path.read_text().splitlines():
