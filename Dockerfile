@@ -8,7 +8,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# README.m[d]: the package's long description, copied when it is there.
+COPY pyproject.toml README.m[d] ./
 COPY streams/ streams/
 COPY schemas/ schemas/
 # rocksdict and confluent-kafka ship manylinux wheels: no compiler is needed. --prefer-binary keeps

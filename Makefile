@@ -43,11 +43,14 @@ stop: ## stop the worker and the local broker started by `make run`
 	@tools/run-demo.sh stop
 	@$(KAFKA) down
 
-test: $(STAMP) ## the whole test suite, the real broker included (it starts its own)
-	$(VENV)/bin/pytest -q -ra
+test: lint helm-check ## the whole test suite, the real broker included (it starts its own)
+	$(VENV)/bin/pytest -q -ra --ignore=tests/helm
 
 test-unit: $(STAMP) ## the tests that need no broker
 	$(VENV)/bin/pytest -q -m "not integration"
+
+helm-check: $(STAMP) ## build helm, lint and render the chart, validate it, run the chart tests
+	tools/helm-check.sh
 
 bench: $(STAMP) ## benchmarks: writes bench/results.json and prints a table
 	$(PY) -m bench.run

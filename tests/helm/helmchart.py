@@ -3,8 +3,10 @@ builds. Without that helm binary the tests skip, saying how to get it."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,13 @@ def one(docs: list[dict], kind: str, name_suffix: str = "") -> dict:
     names = [d["metadata"]["name"] for d in found]
     assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {names}"
     return found[0]
+
+
+def program_module(name: str):
+    """A pure module of the exfilguard package, from the venv or else from the source tree."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        return importlib.import_module(name)

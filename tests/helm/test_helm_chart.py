@@ -7,12 +7,13 @@ the image, and that secrets are referenced, never inlined.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 import yaml
-from helmchart import CHART, ROOT, RenderError, by_kind, one, render
+from helmchart import CHART, ROOT, RenderError, by_kind, one, program_module, render
 
 DATA_DIR = "/var/lib/exfilguard"
 CONFIG_PATH = "/etc/exfilguard/config.yaml"
@@ -473,7 +474,8 @@ def test_forwarder_deployment(all_docs):
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
     c = container(dep, "forwarder")
-    assert c["args"] == ["forward", "--topic", "cloudtrail", "--follow",
+    assert c["args"] == ["forward", "--topic", "cloudtrail", "--follow", "--no-progress",
+                         "--poll-seconds", "30",
                          "s3://example-cloudtrail/AWSLogs/111122223333/CloudTrail/"]
     assert "ports" not in c and "livenessProbe" not in c  # no web server in the forwarder
 
@@ -481,6 +483,8 @@ def test_forwarder_deployment(all_docs):
 def test_forwarder_needs_a_source():
     with pytest.raises(RenderError, match="sources"):
         render(set_values={"forwarder.enabled": "true"})
+    with pytest.raises(RenderError, match="sources"):
+        render(set_values={"forwarder.enabled": "true", "forwarder.sources": "{/data/trail.json}"})
 
 
 def test_replay_job(all_docs):
@@ -525,3 +529,43 @@ def test_image_defaults_to_the_app_version_and_honours_a_digest(default_docs, al
         assert container(w)["image"] == (
             "registry.example.com/security/exfilguard@sha256:"
             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+
+
+# --- the program's own contract -----------------------------------------------------------------
+
+@pytest.mark.parametrize("docs_fixture", ["default_docs", "all_docs"])
+def test_the_program_accepts_the_rendered_config(docs_fixture, request):
+    """The ConfigMap goes through the program's own config parser, as the worker would read it."""
+    core_config = program_module("streams.core.config")
+    parsed = core_config.parse_config(config_of(request.getfixturevalue(docs_fixture)))
+    assert isinstance(parsed, core_config.DetectionConfig)
+
+
+def test_the_schema_knows_exactly_the_programs_config_keys():
+    core_config = program_module("streams.core.config")
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    config = schema["properties"]["config"]["properties"]
+    assert set(config) == set(core_config._KEYS)
+    rule = config["suppression_rules"]["items"]["properties"]
+    assert set(rule) == set(core_config._RULE_KEYS)
+    assert set(rule["finding_type"]["enum"]) == set(core_config.FINDING_TYPES)
+
+
+@pytest.mark.parametrize("docs_fixture", ["default_docs", "all_docs"])
+def test_every_variable_the_chart_sets_is_one_the_program_reads(docs_fixture, request):
+    settings = program_module("streams.settings")
+    known = {settings.env_name(f.name) for f in dataclasses.fields(settings.KafkaSettings)}
+    known.add("EXFILGUARD_CONFIG")
+    for w in workloads(request.getfixturevalue(docs_fixture)):
+        names = {n for n in env_of(container(w)) if n.startswith("EXFILGUARD_")}
+        assert names <= known, names - known
+
+
+def test_the_program_reads_the_default_environment(default_docs):
+    settings = program_module("streams.settings")
+    env = {n: e["value"] for n, e in env_of(container(one(default_docs, "StatefulSet"))).items()}
+    kafka = settings.load_kafka_settings(None, env)
+    assert kafka.data_dir == DATA_DIR
+    assert (kafka.web_host, kafka.web_port) == ("0.0.0.0", 6066)
+    assert (kafka.partitions, kafka.replication_factor) == (4, 3)
+    assert kafka.bootstrap_servers == "kafka:9092"

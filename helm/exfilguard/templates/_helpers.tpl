@@ -101,6 +101,13 @@ app.kubernetes.io/part-of: exfilguard
 {{- if and .Values.forwarder.enabled (not .Values.forwarder.sources) -}}
 {{- fail "forwarder.enabled needs forwarder.sources (e.g. s3://bucket/prefix)" -}}
 {{- end -}}
+{{- if .Values.forwarder.enabled -}}
+{{- range .Values.forwarder.sources -}}
+{{- if not (hasPrefix "s3://" .) -}}
+{{- fail (printf "forwarder.sources: the forwarder follows S3 prefixes (s3://bucket/prefix), not %q" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.replay.enabled -}}
 {{- if not (and .Values.replay.start .Values.replay.end .Values.replay.outputTopic) -}}
 {{- fail "replay.enabled needs replay.start, replay.end and replay.outputTopic" -}}
