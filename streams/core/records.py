@@ -31,7 +31,7 @@ NETWORK_EVENTS = frozenset({
 _PREFILTER = (b"ec2RoleDelivery", b"/i-", b"/I-", b"\\/i-", b"\\/I-", b"AssumeRole",
               b"AllocateAddress", b"AssociateAddress", b"CreateNatGateway",
               b"StartInstances", b"StopInstances", b"TerminateInstances")
-_MAX_RECORD_BYTES = 1 << 20  # CloudTrail's own limit is 256 KB; far beyond that is not a record
+_MAX_RECORD_BYTES = 512 << 10  # twice the largest CloudTrail record (256 KB): not a record
 
 
 class MalformedRecord(ValueError):
@@ -104,6 +104,8 @@ def may_matter(raw: bytes) -> bool:
 
 def decode(raw: bytes) -> Event | None:
     """Bytes of one record (a JSON object) → event, None when irrelevant, or MalformedRecord."""
+    if not raw.strip():
+        raise MalformedRecord("empty record")
     if len(raw) > _MAX_RECORD_BYTES:
         raise MalformedRecord(f"record of {len(raw)} bytes exceeds {_MAX_RECORD_BYTES}")
     if not may_matter(raw):

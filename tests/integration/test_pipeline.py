@@ -121,3 +121,38 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 20) -> list:
         idle_until = time.monotonic() + 3
     consumer.close()
     return messages
+
+
+def test_garbage_straight_onto_the_topic_is_dead_lettered_not_fatal(deployment, tmp_path):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    d = deployment(partitions=2)
+    worker = d.start_worker(config=str(write_config(tmp_path)))
+    bootstrap = d.env["EXFILGUARD_BOOTSTRAP_SERVERS"]
+    producer = Producer({"bootstrap.servers": bootstrap})
+    topic = d.env["EXFILGUARD_TOPIC_INPUT"]
+    oversized = b'{"ec2RoleDelivery": "' + b"x" * (600 << 10) + b'"}'
+    for value in (b"\xff\xfe\x00garbage ec2RoleDelivery", b"", oversized,
+                  b'{"eventName": "AssumeRole", "userIdentity": {"invokedBy": '
+                  b'"ec2.amazonaws.com"}, "requestParameters": {"roleSessionName": '
+                  b'"i-0123456789abcdef0"}, "eventTime": "2024-01-01T00:00:00Z"}'):
+        producer.produce(topic, value=value, key=b"k")
+    assert producer.flush(30) == 0
+    del producer
+    letters = consume_all(bootstrap, d.env["EXFILGUARD_TOPIC_DLQ"], timeout=60)
+    reasons = sorted(dict(m.headers())["exfilguard-reason"].decode() for m in letters)
+    assert len(reasons) == 4, reasons
+    assert any("not JSON" in r for r in reasons)
+    assert any("exceeds" in r for r in reasons)
+    assert any("empty record" in r for r in reasons)
+    assert any("without an access key id" in r for r in reasons)
+    assert worker.poll() is None
+    assert d.metrics(worker)["exfilguard_records_dead_lettered_total"] == 4
+    # Changelogs of the tables are compacted and never deleted by retention.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    app_id = d.env["EXFILGUARD_APP_ID"]
+    changelog = f"{app_id}-instance_credentials-changelog"
+    resource = ConfigResource(ConfigResource.Type.TOPIC, changelog)
+    config = admin.describe_configs([resource])[resource].result()
+    assert config["cleanup.policy"].value == "compact"
