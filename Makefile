@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 KAFKA    := tools/kafka/kafka.sh
 export EXFILGUARD_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install lint test test-unit test-integration kafka-up kafka-down topics run stop bench helm-check clean
+.PHONY: help install lint browser test test-unit test-integration kafka-up kafka-down topics run stop bench helm-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,11 +43,14 @@ stop: ## stop the worker and the local broker started by `make run`
 	@tools/run-demo.sh stop
 	@$(KAFKA) down
 
-test: lint helm-check ## the whole test suite, the real broker included (it starts its own)
+test: lint helm-check browser ## the whole test suite, the real broker included (it starts its own)
 	$(VENV)/bin/pytest -q -ra --ignore=tests/helm
 
 test-unit: $(STAMP) ## the tests that need no broker
 	$(VENV)/bin/pytest -q -m "not integration"
+
+browser: ## Debian's chromium, for the test that opens the backtest report headless
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 helm-check: $(STAMP) ## build helm, lint and render the chart, validate it, run the chart tests
 	tools/helm-check.sh

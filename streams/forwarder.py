@@ -15,10 +15,11 @@ from confluent_kafka import KafkaException, Producer
 
 from streams.core.times import BadTime, parse_time
 from streams.inputs import BadLine, Item, Record
-from streams.routing import route_of
+from streams.routing import NETWORK_ONLY_HEADER, route_of
 from streams.settings import KafkaSettings
 
 _decoder = msgspec.json.Decoder()
+NETWORK_ONLY = [(NETWORK_ONLY_HEADER, b"1")]
 SORT_CHUNK = 50_000  # records sorted together at most (one CloudTrail file is far fewer)
 
 
@@ -117,10 +118,14 @@ def forward(items: Iterable[Item], settings: KafkaSettings, topic: str, partitio
     for batch in sorted_batches(items, stats):
         for outgoing in batch:
             route = route_of(outgoing.record)
-            targets = ([(route.keys[0], p) for p in range(partitions)] if route.broadcast
-                       else [(key, None) for key in route.keys])
-            for key, partition in targets:
+            targets = ([(route.keys[0], p, None) for p in range(partitions)] if route.broadcast
+                       else [(key, None, None) for key in route.keys])
+            if route.network_broadcast:
+                targets += [(route.keys[0], p, NETWORK_ONLY) for p in range(partitions)]
+            for key, partition, headers in targets:
                 kwargs = {"partition": partition} if partition is not None else {}
+                if headers:
+                    kwargs["headers"] = headers
                 while True:
                     try:
                         producer.produce(topic, value=outgoing.payload, key=key,

@@ -56,7 +56,7 @@ def split_document(payload: bytes, origin: str) -> Iterator[Item]:
     if text[:1] in (b"{", b"["):
         try:
             document = _decoder.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
             document = None  # JSON Lines, or a broken file: read it line by line
         if document is not None:
             yield from _from_document(document, origin)

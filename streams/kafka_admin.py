@@ -61,6 +61,8 @@ def ensure_topics(settings: KafkaSettings, names: list[str] | None = None,
                     f"a new topic (partitions cannot shrink)")
             continue
         config = FINDINGS_CONFIG if name == settings.topic_findings else {}
+        if name == settings.topic_input:
+            config = {"retention.ms": str(settings.input_retention_ms)}
         new.append(NewTopic(name, num_partitions=settings.partitions,
                             replication_factor=settings.replication_factor, config=config))
     if new:

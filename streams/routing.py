@@ -14,12 +14,17 @@ from typing import Any
 from streams.core.records import ApiCall, Issuance, NetworkChange, normalise, unwrap
 
 BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
+# On the broadcast copies of a call that also changes addresses: apply the change only.
+NETWORK_ONLY_HEADER = "exfilguard-network-only"
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     keys: tuple[bytes | None, ...]  # one message per key
     broadcast: bool = False  # one copy per partition, under keys[0]
+    # A call by an instance role that also allocates or associates addresses: keyed by its
+    # instance, plus a network-only copy on every partition.
+    network_broadcast: bool = False
 
 
 def route_of(record: Any) -> Route:
@@ -29,6 +34,9 @@ def route_of(record: Any) -> Route:
         event = normalise(unwrap(record))
     except ValueError:
         event = None
+    if isinstance(event, ApiCall) and event.network is not None:
+        return Route((event.instance_id.encode(),),
+                     network_broadcast=event.network.event_name in BROADCAST_EVENTS)
     if isinstance(event, Issuance | ApiCall):
         return Route((event.instance_id.encode(),))
     if isinstance(event, NetworkChange):

@@ -32,6 +32,9 @@ class KafkaSettings:
     topic_findings: str = "findings"
     topic_dlq: str = "cloudtrail-dlq"
     partitions: int = 4
+    # The forwarder stamps records with their eventTime, so time-based retention would delete a
+    # backfill of old CloudTrail at once; -1 keeps the input until retention.bytes (set by you).
+    input_retention_ms: int = -1
     replication_factor: int = 1
     app_id: str = "exfilguard"
     data_dir: str = ".local/worker"
@@ -59,7 +62,7 @@ class KafkaSettings:
 
 
 ENV_PREFIX = "EXFILGUARD_"
-_INT_FIELDS = {"partitions", "replication_factor", "web_port"}
+_INT_FIELDS = {"partitions", "replication_factor", "web_port", "input_retention_ms"}
 
 
 def env_name(field_name: str) -> str:
@@ -89,7 +92,10 @@ def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] 
                 f"config: kafka.{name} (or {env_name(name)}) must be a whole number, "
                 f"got {values[name]!r}"
             ) from None
-        if values[name] < 1:
+        if name == "input_retention_ms":
+            if values[name] < -1:
+                raise UserError(f"config: kafka.{name} must be -1 (keep) or more")
+        elif values[name] < 1:
             raise UserError(f"config: kafka.{name} must be at least 1, got {values[name]}")
     settings = replace(KafkaSettings(), **values)
     protocol = settings.security_protocol.upper()

@@ -13,6 +13,7 @@ import logging
 import ssl
 import time
 import traceback
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -25,6 +26,7 @@ from streams.cli.common import enricher_for
 from streams.config import Loaded, load_aws_ranges
 from streams.core.detector import Detector, DetectorState
 from streams.core.records import ApiCall, MalformedRecord, decode
+from streams.routing import NETWORK_ONLY_HEADER
 from streams.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
@@ -67,6 +69,10 @@ def create_app(loaded: Loaded) -> faust.App:
         web_port=kafka.web_port,
         web_in_thread=False,
         table_standby_replicas=0,
+        # A crashed worker's partitions move to the others after this long (Faust's default is
+        # 60 s); heartbeats every 3 s keep a busy but healthy worker in the group.
+        broker_session_timeout=30.0,
+        broker_heartbeat_interval=3.0,
     )
     partitions = kafka.partitions
     cloudtrail = app.topic(kafka.topic_input, key_type=bytes, value_type=bytes,
@@ -89,33 +95,33 @@ def create_app(loaded: Loaded) -> faust.App:
         findings=table("finding_aggregates", "finding id → aggregate"),
         pending=table("pending_calls", "access key → calls waiting for their issuance"),
         clock=table("partition_clock", "event-time watermark and indexes, per partition"),
+        seen=table("offending_event_ids", "event id → seen, so an offending call counts once"),
     )
     aws = load_aws_ranges(detection)
     detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
     interval = detection.finding_update_interval_seconds
     last_sent: dict[str, tuple[float, int]] = {}  # finding id → (monotonic time, severity)
-    unsent: set[str] = set()
+    # Updates held back by the interval, as the bytes to send: publishable after the tables
+    # are gone (shutdown revokes the partitions first).
+    unsent: dict[str, bytes] = {}
 
-    async def send_finding(finding_id: str) -> None:
-        aggregate = state.findings.get(finding_id)
-        if aggregate is None:
-            return
-        rendered = detector.render(finding_id)
-        await findings_topic.send(key=finding_id.encode(), value=encode_finding(rendered))
-        last_sent[finding_id] = (time.monotonic(), rendered["severity"])
-        unsent.discard(finding_id)
+    async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
+        await findings_topic.send(key=finding_id.encode(), value=payload)
+        last_sent[finding_id] = (time.monotonic(), severity)
+        unsent.pop(finding_id, None)
         metrics.inc("exfilguard_findings_emitted_total")
 
     async def publish(changed: list[str]) -> None:
         now = time.monotonic()
         for finding_id in changed:
+            rendered = detector.render(finding_id)
+            payload = encode_finding(rendered)
             previous = last_sent.get(finding_id)
-            severity = state.findings[finding_id]["severity"]
             if (previous is None or interval == 0 or now - previous[0] >= interval
-                    or severity != previous[1]):
-                await send_finding(finding_id)
+                    or rendered["severity"] != previous[1]):
+                await send_encoded(finding_id, payload, rendered["severity"])
             else:
-                unsent.add(finding_id)
+                unsent[finding_id] = payload
 
     async def dead_letter(event: EventT, reason: str) -> None:
         metrics.inc("exfilguard_records_dead_lettered_total")
@@ -138,12 +144,20 @@ def create_app(loaded: Loaded) -> faust.App:
                 if parsed is None:
                     continue
                 metrics.inc("exfilguard_records_relevant_total")
+                scope = event.key.decode() if isinstance(event.key, bytes) else None
+                headers = event.headers or {}
+                if isinstance(parsed, ApiCall) and parsed.network is not None:
+                    # An instance role changing addresses: learn it here, in order, then judge
+                    # the call like any other. A broadcast copy carries only the change.
+                    await publish(detector.observe(parsed.network, scope_instance=scope))
+                    if headers.get(NETWORK_ONLY_HEADER) is not None:
+                        continue
+                    parsed = replace(parsed, network=None)
                 if isinstance(parsed, ApiCall):
                     payload = _call_encoder.encode([getattr(parsed, f) for f in ApiCall.__slots__])
                     await instance_calls.send(key=event.key, value=payload,
                                               partition=event.message.partition)
                     continue
-                scope = event.key.decode() if isinstance(event.key, bytes) else None
                 await publish(detector.observe(parsed, scope_instance=scope))
             except MalformedRecord as exc:
                 await dead_letter(event, f"malformed: {exc}")
@@ -168,21 +182,24 @@ def create_app(loaded: Loaded) -> faust.App:
     async def send_due_updates() -> None:
         now = time.monotonic()
         for finding_id in sorted(unsent):
-            if now - last_sent.get(finding_id, (0.0, 0))[0] >= interval:
-                await send_finding(finding_id)
+            sent_at, severity = last_sent.get(finding_id, (0.0, 0))
+            if now - sent_at >= interval:
+                await send_encoded(finding_id, unsent[finding_id], severity)
 
     @app.on_rebalance_complete.connect
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
         for finding_id in list(state.findings.keys()):
-            if finding_id not in last_sent:
-                await send_finding(finding_id)
+            if finding_id not in last_sent and finding_id in state.findings:
+                rendered = detector.render(finding_id)
+                await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
 
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:
         for finding_id in sorted(unsent):
-            await send_finding(finding_id)
+            sent_at, severity = last_sent.get(finding_id, (0.0, 0))
+            await send_encoded(finding_id, unsent[finding_id], severity)
         await app.producer.flush()
 
     @app.page("/livez")

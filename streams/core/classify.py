@@ -87,17 +87,21 @@ def classify(call: ApiCall, owner: str, config: DetectionConfig, aws: AwsIpRange
             return no_finding("own-declared-network")
         return inside(config, owner, declared, "declared-network-of-other-account")
     in_aws = aws.lookup(ip) is not None
+    owner_declared = owner in config.account_networks
+    learned = known.learned_account
+    if learned == owner and owner_declared:
+        learned = None  # the owner's declared networks are authoritative; stale learning is not
     # 6. Outside AWS. A private address reaches CloudTrail only through a VPC endpoint, so one
     # without an endpoint is not proof of being inside.
     if not in_aws:
-        if known.learned_account is not None:
+        if learned is not None:
             # CloudTrail showed an account allocating it (an EIP brought from outside AWS's list).
-            return _learned(config, owner, known.learned_account)
+            return _learned(config, owner, learned)
         return Verdict("outside-aws", OUTSIDE_AWS, Severity.HIGH)
     # 7. An AWS address.
-    if known.learned_account is not None:
-        return _learned(config, owner, known.learned_account)
-    if owner in config.account_networks:
+    if learned is not None:
+        return _learned(config, owner, learned)
+    if owner_declared:
         # Declared networks are authoritative: an AWS address outside them is someone else's.
         return inside(config, owner, None, "aws-address-outside-declared-networks")
     if not known.instance_addresses:

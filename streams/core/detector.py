@@ -10,7 +10,7 @@ ties to its calls.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
@@ -34,8 +34,9 @@ class DetectorState:
     instances: MutableMapping[str, Any] = field(default_factory=dict)  # account/instance →
     network: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc: → owner
     findings: MutableMapping[str, Any] = field(default_factory=dict)  # finding id → aggregate
-    pending: MutableMapping[str, Any] = field(default_factory=dict)  # access key → calls
+    pending: MutableMapping[str, Any] = field(default_factory=dict)  # instance → calls
     clock: MutableMapping[str, Any] = field(default_factory=dict)  # watermark, indexes
+    seen: MutableMapping[str, Any] = field(default_factory=dict)  # offending call event ids
 
 
 @dataclass
@@ -55,6 +56,14 @@ def _call_to_json(call: ApiCall) -> list:
 
 def _call_from_json(values: list) -> ApiCall:
     return ApiCall(*values)
+
+
+_ID = ApiCall.__slots__.index("event_id")
+_TIME = ApiCall.__slots__.index("event_time")
+
+
+def _queue_order(values: list) -> tuple:
+    return (values[_TIME], values[_ID])
 
 
 class Detector:
@@ -129,53 +138,67 @@ class Detector:
         instance["keys"][issuance.access_key_id] = issuance.expiration
         self._purge_expired_keys(instance, issuance.event_time)
         self.state.instances[instance_key] = instance
-        waiting = self.state.pending.get(issuance.access_key_id)
-        if waiting:
-            self._release_key(issuance.access_key_id, changed)
+        if self.state.pending.get(instance_key):
+            self._drain(instance_key, self.state.clock.get(WATERMARK, 0), changed)
 
     # -- calls ----------------------------------------------------------------------------------
+    #
+    # Calls wait per *instance*, in event-time order: while one of an instance's calls waits for
+    # its key's issuance, its later calls wait behind it, so what the instance learns (rule 7)
+    # follows event time even when keys arrive out of order.
 
     def _on_call(self, call: ApiCall, changed: list[str]) -> None:
-        credential = self.state.credentials.get(call.access_key_id)
-        if credential is not None:
-            self._judge(call, credential, changed)
-            return
-        if call.event_time + self._grace_ms <= self.state.clock.get(WATERMARK, 0):
-            self._judge_unissued(call, changed)  # later than the grace: no issuance will come
-            return
-        waiting = self.state.pending.get(call.access_key_id) or []
-        waiting.append(_call_to_json(call))
-        waiting.sort(key=lambda values: (values[1], values[0]))  # (event time, event id)
+        if call.network is not None:
+            self._on_network_change(call.network, call.instance_id)
+            call = replace(call, network=None)
+        instance_key = f"{call.account_id}/{call.instance_id}"
+        queue = self.state.pending.get(instance_key)
+        if not queue:
+            credential = self.state.credentials.get(call.access_key_id)
+            if credential is not None:
+                self._judge(call, credential, changed)
+                return
+            if call.event_time + self._grace_ms <= self.state.clock.get(WATERMARK, 0):
+                self._judge_unissued(call, changed)  # later than the grace: no issuance will come
+                return
+            queue = []
+        queue.append(_call_to_json(call))
+        queue.sort(key=_queue_order)
         self.counters.calls_pending += 1
-        overflow = []
-        while len(waiting) > self.config.max_pending_per_key:
-            overflow.append(_call_from_json(waiting.pop(0)))
-        self.state.pending[call.access_key_id] = waiting
-        index = self.state.clock.get(PENDING_INDEX) or {}
-        index[call.access_key_id] = waiting[0][1] + self._grace_ms
-        self.state.clock[PENDING_INDEX] = index
-        for early in overflow:
-            self._judge_unissued(early, changed)
+        self.state.pending[instance_key] = queue
+        self._drain(instance_key, self.state.clock.get(WATERMARK, 0), changed)
 
-    def _release_due(self, watermark: int | None, changed: list[str]) -> None:
-        index = self.state.clock.get(PENDING_INDEX) or {}
-        due = sorted((at, key) for key, at in index.items() if watermark is None or at <= watermark)
-        for _, key in due:
-            self._release_key(key, changed)
-
-    def _release_key(self, access_key: str, changed: list[str]) -> None:
-        waiting = self.state.pending.pop(access_key, None) or []
-        index = self.state.clock.get(PENDING_INDEX) or {}
-        if access_key in index:
-            del index[access_key]
-            self.state.clock[PENDING_INDEX] = index
-        for values in waiting:
-            call = _call_from_json(values)
-            credential = self.state.credentials.get(access_key)
+    def _drain(self, instance_key: str, watermark: int | None, changed: list[str]) -> None:
+        """Judge the instance's waiting calls from the oldest, while the oldest can be judged:
+        its key is known, or its grace has passed (``watermark`` None: end of input)."""
+        queue = self.state.pending.get(instance_key) or []
+        while queue:
+            call = _call_from_json(queue[0])
+            credential = self.state.credentials.get(call.access_key_id)
+            overfull = len(queue) > self.config.max_pending_per_key
+            due = watermark is None or call.event_time + self._grace_ms <= watermark
+            if credential is None and not (due or overfull):
+                break
+            queue.pop(0)
             if credential is not None:
                 self._judge(call, credential, changed)
             else:
                 self._judge_unissued(call, changed)
+        index = self.state.clock.get(PENDING_INDEX) or {}
+        if queue:
+            self.state.pending[instance_key] = queue
+            index[instance_key] = queue[0][_TIME] + self._grace_ms
+        else:
+            if instance_key in self.state.pending:
+                del self.state.pending[instance_key]
+            index.pop(instance_key, None)
+        self.state.clock[PENDING_INDEX] = index
+
+    def _release_due(self, watermark: int | None, changed: list[str]) -> None:
+        index = self.state.clock.get(PENDING_INDEX) or {}
+        due = sorted((at, key) for key, at in index.items() if watermark is None or at <= watermark)
+        for _, instance_key in due:
+            self._drain(instance_key, watermark, changed)
 
     def _judge_unissued(self, call: ApiCall, changed: list[str]) -> None:
         """No issuance seen: only the delivery marker makes a session instance credentials."""
@@ -215,6 +238,12 @@ class Detector:
             self.state.instances[instance_key] = instance
         if not verdict.is_finding:
             return
+        if call.event_id:
+            # CloudTrail delivers some records twice, and a restarted worker sees again what it
+            # had not committed: an offending call counts once.
+            if call.event_id in self.state.seen:
+                return
+            self.state.seen[call.event_id] = True
         watermark = self.state.clock.get(WATERMARK, call.event_time)
         aggregate = new_aggregate(call, credential, verdict, instance["addresses"], watermark)
         existing = self.state.findings.get(aggregate["id"])

@@ -9,7 +9,7 @@ instance-shaped session, a ``NetworkChange``, or None; it raises ``MalformedReco
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -72,6 +72,9 @@ class ApiCall:
     vpc_endpoint_account_id: str | None
     ec2_role_delivery: str | None
     invoked_by: str | None
+    # Set when the call itself allocates or associates addresses (an instance role doing so
+    # at boot): the detector learns from it before judging the call.
+    network: NetworkChange | None = None
 
     @property
     def service_name(self) -> str:
@@ -114,6 +117,10 @@ def decode(raw: bytes) -> Event | None:
         record = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise MalformedRecord(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedRecord("not JSON a decoder can take: nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise MalformedRecord(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     return normalise(unwrap(record))
 
 
@@ -160,6 +167,10 @@ def normalise(record: Any) -> Event | None:
     if isinstance(arn, str) and ":assumed-role/" in arn:
         call = _instance_call(record, identity, arn)
         if call is not None:
+            if name in NETWORK_EVENTS and record.get("eventSource") == "ec2.amazonaws.com":
+                change = _network_change(record, name)
+                if change is not None:
+                    call = replace(call, network=change)
             return call
     if name in NETWORK_EVENTS and record.get("eventSource") == "ec2.amazonaws.com":
         return _network_change(record, name)
@@ -221,13 +232,19 @@ def _instance_call(record: dict, identity: dict, arn: str) -> ApiCall | None:
         instance_id=match["session"].lower(),
         event_source=_str(record.get("eventSource")) or "",
         event_name=record["eventName"],
-        source_ip=source,
+        source_ip=canonical_source(source),
         user_agent=_str(record.get("userAgent")) or "",
         vpc_endpoint_id=_str(record.get("vpcEndpointId")),
         vpc_endpoint_account_id=_str(record.get("vpcEndpointAccountId")),
         ec2_role_delivery=str(delivery) if delivery is not None else None,
         invoked_by=_str(identity.get("invokedBy")),
     )
+
+
+def canonical_source(source: str) -> str:
+    """One spelling per address (IPv6 has many), so equal addresses compare equal."""
+    ip = parse_ip(source)
+    return str(ip) if ip is not None else source
 
 
 def _is_service_source(source: str) -> bool:

@@ -164,10 +164,20 @@ def test_stop_start_makes_the_instance_relearn_its_address(aws):
 
 def test_pending_buffer_is_bounded(aws):
     d = detector(aws, max_pending_per_key=3)
+    for i in range(10):  # no issuance, no delivery marker: each waits, the oldest judged first
+        d.observe(call(T0 + i, ATTACKER, event_id=f"e{i}", delivery=None))
+    assert len(d.state.pending[f"{ACCOUNT}/{INSTANCE}"]) == 3
+    assert d.counters.calls_dropped_not_instance == 7
+    d.flush()
+    assert d.counters.calls_dropped_not_instance == 10 and not d.state.pending
+
+
+def test_pending_calls_with_the_delivery_marker_all_count_once_judged(aws):
+    d = detector(aws, max_pending_per_key=3)
     for i in range(10):
         d.observe(call(T0 + i, ATTACKER, event_id=f"e{i}"))
-    assert len(d.state.pending[KEY]) == 3
-    d.flush()
+    # The oldest, pushed out, makes the key known instance credentials: the rest follow at once.
+    assert not d.state.pending
     assert d.findings()[0]["service"]["count"] == 10
 
 

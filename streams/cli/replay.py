@@ -1,0 +1,155 @@
+"""``exfilguard replay``: detection over a time range of a topic (or files), state of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from streams.cli.common import (
+    add_config_option,
+    add_kafka_options,
+    enricher_for,
+    json_line,
+    loaded_config,
+    note,
+)
+from streams.config import Loaded, load_aws_ranges
+from streams.core.records import Event
+from streams.errors import UserError
+from streams.inputs import check_sources, iter_items
+from streams.offline import RunStats
+from streams.replay import (
+    load_events,
+    parse_range,
+    produce_findings,
+    read_topic,
+    run_detection,
+    write_lines,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="run detection over a time range of a topic (or files), apart from the "
+                       "live worker",
+        description="Read the records of a topic whose timestamps (their eventTime, set by "
+                    "`exfilguard forward`) fall in [--start, --end), or the records of files and "
+                    "s3:// prefixes, and run the detection core over them with state of its "
+                    "own: no consumer group is joined, nothing is committed, no table is made. "
+                    "The same range and config give byte-identical findings.")
+    add_config_option(parser)
+    add_kafka_options(parser)
+    add_source_options(parser)
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--output", "-o", metavar="FILE",
+                     help="write findings here as JSON Lines ('-' for stdout)")
+    out.add_argument("--output-topic", metavar="T2",
+                     help="produce findings to this topic as Avro, keyed by finding id "
+                          "(created, compacted, if missing)")
+    parser.set_defaults(run=run)
+
+
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topic", metavar="T",
+                        help="topic to read (default without PATHs: the config's input topic)")
+    parser.add_argument("--start", metavar="TIME",
+                        help="first event time read, ISO 8601 (2023-07-10T11:00:00Z); required "
+                             "with a topic")
+    parser.add_argument("--end", metavar="TIME",
+                        help="event time the range ends before, ISO 8601; required with a topic")
+    parser.add_argument("--max-delay", type=float, default=3600.0, metavar="S",
+                        help="with a topic: read records forwarded up to S seconds of event time "
+                             "after --end, for late ones timestamped within the range (default "
+                             "3600; -1 reads to the end of each partition)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="files, directories or s3:// prefixes instead of a topic")
+
+
+def s3_reader_or_none():
+    try:
+        from streams.aws.s3 import read_prefix
+    except ImportError:
+        return None
+    return read_prefix
+
+
+def describe_source(args: argparse.Namespace, loaded: Loaded) -> str:
+    window = parse_range(args.start, args.end)
+    where = " ".join(args.paths) if args.paths else (args.topic or loaded.kafka.topic_input)
+    return f"{where} {window.describe()}" if window.bounded else where
+
+
+def read_source(args: argparse.Namespace, loaded: Loaded, command: str,
+                ) -> tuple[list[Event], RunStats]:
+    """The events of the PATHs or of the topic range, sorted as ``detect`` sorts them."""
+    window = parse_range(args.start, args.end)
+    stats = RunStats()
+    if args.paths:
+        if args.topic:
+            raise UserError("give PATHs or --topic, not both")
+        check_sources(args.paths)
+        return load_events(iter_items(args.paths, s3_reader_or_none()), window, stats), stats
+    topic = args.topic or loaded.kafka.topic_input
+    if window.start_ms is None or window.end_ms is None:
+        raise UserError(f"reading topic {topic} needs --start and --end (ISO 8601, e.g. "
+                        "--start 2023-07-10T00:00:00Z --end 2023-07-11T00:00:00Z)")
+    if args.max_delay < 0 and args.max_delay != -1:
+        raise UserError(f"--max-delay {args.max_delay:g}: seconds, at least 0 (or -1)")
+    max_delay_ms = None if args.max_delay == -1 else int(args.max_delay * 1000)
+    items, topic_stats = read_topic(loaded.kafka, topic, window, max_delay_ms,
+                                    progress_bar(args))
+    events = load_events(items, window, stats)
+    stats.records += topic_stats.skipped
+    offsets = " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(topic_stats.offsets.items()))
+    note(command, f"{topic_stats.describe()} (offsets {offsets}); read with no consumer group "
+                  f"and no commits, the worker's group {loaded.kafka.app_id} untouched")
+    return events, stats
+
+
+def progress_bar(args: argparse.Namespace) -> Callable[[int], Any] | None:
+    """A bar with records/s and ETA, made once the number of records to read is known."""
+    if args.no_progress or not sys.stderr.isatty():
+        return None
+
+    def make(total: int) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit=" records", unit_scale=True, file=sys.stderr,
+                    mininterval=0.5, desc="reading")
+
+    return make
+
+
+def check_output_topic(args: argparse.Namespace, loaded: Loaded) -> None:
+    target = args.output_topic
+    source = args.topic or (None if args.paths else loaded.kafka.topic_input)
+    if target == source:
+        raise UserError(f"--output-topic {target} is the topic replayed: write findings to a "
+                        "topic of their own")
+    if target in (loaded.kafka.topic_findings, loaded.kafka.topic_input, loaded.kafka.topic_dlq):
+        raise UserError(f"--output-topic {target} is one of the live worker's topics: replay "
+                        "writes to a topic of its own")
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = loaded_config(args)
+    parse_range(args.start, args.end)  # a malformed time fails before anything is read
+    if args.output_topic:
+        check_output_topic(args, loaded)
+    aws = load_aws_ranges(loaded.detection)
+    events, stats = read_source(args, loaded, "replay")
+    result = run_detection(events, loaded.detection, aws, enricher_for(loaded))
+    if args.output_topic:
+        delivered = produce_findings(loaded.kafka, args.output_topic, result.findings)
+        where = f"{delivered} delivered to {args.output_topic}"
+    else:
+        write_lines(args.output, b"".join(json_line(f) for f in result.findings))
+        where = f"written to {'stdout' if args.output == '-' else args.output}"
+    note("replay", f"{stats.records} records, {stats.relevant} relevant, {stats.bad} bad, "
+                   f"{len(result.findings)} findings, {where}")
+    for line in stats.first_bad:
+        note("replay", f"bad record {line}")
+    return 0
