@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import msgspec
 from confluent_kafka import KafkaException, Producer
 
+from streams.core.records import MAX_RECORD_BYTES, NETWORK_EVENTS
 from streams.core.times import BadTime, parse_time
 from streams.inputs import BadLine, Item, Record
 from streams.routing import NETWORK_ONLY_HEADER, route_of
@@ -57,12 +58,19 @@ class Outgoing:
 
 
 def _prepare(item: Record, stats: ForwardStats) -> Outgoing | None:
+    if item.raw is not None and len(item.raw) > MAX_RECORD_BYTES:
+        # Past what any CloudTrail record is, and past what a broker takes by default.
+        _skip(stats, item.origin, f"record of {len(item.raw)} bytes exceeds {MAX_RECORD_BYTES}")
+        return None
     record = item.data
     if item.raw is not None:
         try:
             record = _decoder.decode(item.raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             _skip(stats, item.origin, f"not JSON ({exc})")
+            return None
+        except RecursionError:
+            _skip(stats, item.origin, "not JSON a decoder can take (nested too deeply)")
             return None
     if not isinstance(record, dict):
         _skip(stats, item.origin, "not a JSON object")
@@ -74,6 +82,18 @@ def _prepare(item: Record, stats: ForwardStats) -> Outgoing | None:
     except BadTime:
         time_ms = None  # forwarded all the same: the worker dead-letters it with the reason
     return Outgoing(time_ms, item.origin, item.as_bytes(), record)
+
+
+def _delivery_order(outgoing: Outgoing) -> tuple[int, int, str]:
+    """Event time, then address changes, issuances and calls, then event id: the order
+    ``exfilguard detect`` judges records in, so the stream sees what the offline run sees."""
+    record = outgoing.record if isinstance(outgoing.record, dict) else {}
+    inner = record.get("detail") if "eventName" not in record else record
+    inner = inner if isinstance(inner, dict) else {}
+    name = inner.get("eventName")
+    rank = 0 if name in NETWORK_EVENTS else 1 if name == "AssumeRole" else 2
+    event_id = inner.get("eventID")
+    return (outgoing.time_ms or 0, rank, event_id if isinstance(event_id, str) else "")
 
 
 def _skip(stats: ForwardStats, origin: str, reason: str) -> None:
@@ -92,14 +112,14 @@ def sorted_batches(items: Iterable[Item], stats: ForwardStats) -> Iterator[list[
             continue
         file_name = item.origin.rsplit(":", 1)[0].split("[", 1)[0]
         if batch and (file_name != current_file or len(batch) >= SORT_CHUNK):
-            yield sorted(batch, key=lambda o: o.time_ms or 0)
+            yield sorted(batch, key=_delivery_order)
             batch = []
         current_file = file_name
         outgoing = _prepare(item, stats)
         if outgoing is not None:
             batch.append(outgoing)
     if batch:
-        yield sorted(batch, key=lambda o: o.time_ms or 0)
+        yield sorted(batch, key=_delivery_order)
 
 
 def forward(items: Iterable[Item], settings: KafkaSettings, topic: str, partitions: int,

@@ -118,17 +118,15 @@ class Detector:
 
     # -- issuance -------------------------------------------------------------------------------
 
+    def track_issuance(self, issuance: Issuance) -> None:
+        """Record a key as soon as its issuance is read, ahead of the ordered processing, so a
+        call that overtook its issuance on the way still joins it where it stands."""
+        if issuance.access_key_id not in self.state.credentials:
+            self.state.credentials[issuance.access_key_id] = _credential(issuance)
+
     def _on_issuance(self, issuance: Issuance, changed: list[str]) -> None:
         self.counters.issuances += 1
-        role = issuance.role_arn.rsplit("/", 1)[-1] if issuance.role_arn else None
-        credential = {
-            "account": issuance.account_id,
-            "instance": issuance.instance_id,
-            "role": role,
-            "expiration": issuance.expiration,
-            "issuance": {"event_id": issuance.event_id, "time": issuance.event_time},
-            "delivery": None,
-        }
+        credential = _credential(issuance)
         previous = self.state.credentials.get(issuance.access_key_id)
         if previous is not None and previous.get("delivery"):
             credential["delivery"] = previous["delivery"]
@@ -336,6 +334,17 @@ class Detector:
                 self._forget_key(key, instance)
             del self.state.instances[instance_key]
         self.state.clock[RETIRING] = retiring
+
+
+def _credential(issuance: Issuance) -> dict[str, Any]:
+    return {
+        "account": issuance.account_id,
+        "instance": issuance.instance_id,
+        "role": issuance.role_arn.rsplit("/", 1)[-1] if issuance.role_arn else None,
+        "expiration": issuance.expiration,
+        "issuance": {"event_id": issuance.event_id, "time": issuance.event_time},
+        "delivery": None,
+    }
 
 
 def _unique(ids: list[str]) -> list[str]:

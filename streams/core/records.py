@@ -31,7 +31,7 @@ NETWORK_EVENTS = frozenset({
 _PREFILTER = (b"ec2RoleDelivery", b"/i-", b"/I-", b"\\/i-", b"\\/I-", b"AssumeRole",
               b"AllocateAddress", b"AssociateAddress", b"CreateNatGateway",
               b"StartInstances", b"StopInstances", b"TerminateInstances")
-_MAX_RECORD_BYTES = 512 << 10  # twice the largest CloudTrail record (256 KB): not a record
+MAX_RECORD_BYTES = 512 << 10  # twice the largest CloudTrail record (256 KB): not a record
 
 
 class MalformedRecord(ValueError):
@@ -109,8 +109,8 @@ def decode(raw: bytes) -> Event | None:
     """Bytes of one record (a JSON object) → event, None when irrelevant, or MalformedRecord."""
     if not raw.strip():
         raise MalformedRecord("empty record")
-    if len(raw) > _MAX_RECORD_BYTES:
-        raise MalformedRecord(f"record of {len(raw)} bytes exceeds {_MAX_RECORD_BYTES}")
+    if len(raw) > MAX_RECORD_BYTES:
+        raise MalformedRecord(f"record of {len(raw)} bytes exceeds {MAX_RECORD_BYTES}")
     if not may_matter(raw):
         return None
     try:

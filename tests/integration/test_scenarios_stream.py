@@ -1,0 +1,59 @@
+"""The stream judges the labelled scenarios as `exfilguard detect` does, byte for byte.
+
+All scenarios with the default config run through one worker at once: each gets its own
+account, instance id and elastic IP (the folders share them), and their records are merged into one file
+in event-time order, as a live CloudTrail stream would deliver them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_pipeline import read_findings
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+ACCOUNT = b"111122223333"
+INSTANCE = b"0123456789abcdef0"
+
+
+def merged_records(tmp_path: Path) -> Path:
+    lines = []
+    folders = sorted(p for p in SCENARIOS.iterdir()
+                     if (p / "records.jsonl").exists() and not (p / "config.yaml").exists())
+    assert len(folders) >= 15
+    for number, folder in enumerate(folders):
+        data = (folder / "records.jsonl").read_bytes()
+        data = data.replace(ACCOUNT, f"{900000000000 + number:012d}".encode())
+        data = data.replace(INSTANCE, f"{number:017x}".encode())
+        data = data.replace(INSTANCE.upper(), f"{number:017X}".encode())
+        # Two folders allocate the same elastic IP; in one stream it must be one account's.
+        data = data.replace(b"18.204.10.20", f"18.204.10.{100 + number}".encode())
+        lines += [line for line in data.splitlines() if line.strip()]
+    path = tmp_path / "scenarios.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_scenarios_in_the_stream_match_detect_byte_for_byte(deployment, tmp_path):
+    records = merged_records(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text("finding_update_interval_seconds: 0\n")
+    d = deployment(partitions=3)
+    d.start_worker(config=str(config))
+    forwarded = d.exfilguard("forward", "--config", str(config), str(records))
+    assert forwarded.returncode == 0, forwarded.stderr.decode()
+    offline = d.exfilguard("detect", "--config", str(config), str(records))
+    assert offline.returncode == 0, offline.stderr.decode()
+    expected = sorted(offline.stdout.splitlines())
+    assert len(expected) >= 15
+    findings = read_findings(d, len(expected))
+    # The stream publishes each change; the latest version of each finding must equal detect's.
+    deadline_tries = 10
+    streamed = sorted(json.dumps(f, sort_keys=True, separators=(",", ":")).encode()
+                      for f in findings)
+    while streamed != expected and deadline_tries:
+        deadline_tries -= 1
+        streamed = sorted(json.dumps(f, sort_keys=True, separators=(",", ":")).encode()
+                          for f in read_findings(d, len(expected), timeout=10))
+    assert streamed == expected
