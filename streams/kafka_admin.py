@@ -6,7 +6,7 @@ problem and the fix, before any worker or forwarder starts.
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from streams.errors import UserError
@@ -16,8 +16,11 @@ from streams.settings import KafkaSettings, env_name
 FINDINGS_CONFIG = {"cleanup.policy": "compact"}
 
 
-def admin(settings: KafkaSettings) -> AdminClient:
-    return AdminClient({**settings.confluent(), "log_level": 0, "logger": _Quiet()})
+def admin(settings: KafkaSettings, errors: list | None = None) -> AdminClient:
+    conf = {**settings.confluent(), "log_level": 0, "logger": _Quiet()}
+    if errors is not None:
+        conf["error_cb"] = errors.append
+    return AdminClient(conf)
 
 
 class _Quiet:
@@ -31,11 +34,23 @@ class _Quiet:
 
 
 def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
+    errors: list = []
+    client = admin(settings, errors)
     try:
-        meta = admin(settings).list_topics(timeout=timeout)
+        meta = client.list_topics(timeout=timeout)
     except KafkaException as exc:
+        client.poll(0.5)  # error callbacks (why the brokers are "down") are served on poll
+        refused = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        if refused:
+            raise UserError(
+                f"Kafka at {settings.bootstrap_servers} refused the credentials "
+                f"({refused[0].str().split(': ', 1)[-1].split(' (after')[0]}): check {env_name('sasl_username')}, "
+                f"{env_name('sasl_password')} and {env_name('sasl_mechanism')}",
+                exit_code=3) from None
+        ssl_errors = [e for e in errors if e.code() == KafkaError._SSL]
+        detail = ssl_errors[0].str() if ssl_errors else exc.args[0].str()
         raise UserError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}): start "
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({detail}): start "
             f"the local broker with `make kafka-up`, or set {env_name('bootstrap_servers')}",
             exit_code=3) from None
     if not meta.brokers:

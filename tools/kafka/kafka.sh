@@ -11,6 +11,8 @@
 #   KAFKA_DIR    data/, logs/, server.properties and kafka.pid (default <repo>/.local/kafka)
 #   KAFKA_LIB    the resolved jars, shared by every KAFKA_DIR (default <repo>/.cache/kafka-lib)
 #   KAFKA_HEAP   maximum JVM heap (default 768m)
+#   KAFKA_SASL_PORT   optional: also listen for SASL_PLAINTEXT (mechanism PLAIN) on this port
+#   KAFKA_SASL_USERS  its users, name:password,... (default exfilguard:exfilguard-secret)
 #   PYTHON       a Python with confluent-kafka, for the readiness check (default <repo>/.venv/bin/python)
 set -euo pipefail
 
@@ -114,16 +116,33 @@ resolve_jars() {
 
 write_props() {
   mkdir -p "$DATA_DIR" "$LOG_DIR"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+  local advertised="PLAINTEXT://$BOOTSTRAP"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  local sasl=""
+  if [[ -n "${KAFKA_SASL_PORT:-}" ]]; then
+    # A SASL/PLAIN listener too, for testing clients that must authenticate. Users come from
+    # KAFKA_SASL_USERS as name:password,name:password.
+    listeners+=",SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+    advertised+=",SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+    protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+    local users="" pair
+    IFS=',' read -ra pairs <<<"${KAFKA_SASL_USERS:-exfilguard:exfilguard-secret}"
+    for pair in "${pairs[@]}"; do users+=" user_${pair%%:*}=\"${pair#*:}\""; done
+    sasl="sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$users;"
+  fi
   cat >"$PROPS" <<EOF
 # Written by tools/kafka/kafka.sh on every start; edits are overwritten.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$BOOTSTRAP
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
+$sasl
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
@@ -249,7 +268,7 @@ cmd_up() {
   local pid
   if pid="$(running_pid)"; then
     local bound
-    bound="$(sed -n 's|^advertised.listeners=PLAINTEXT://||p' "$PROPS" 2>/dev/null || true)"
+    bound="$(sed -n 's|^advertised.listeners=PLAINTEXT://\([^,]*\).*|\1|p' "$PROPS" 2>/dev/null || true)"
     if [[ -n "$bound" && "$bound" != "$BOOTSTRAP" ]]; then
       EXIT_CODE=2 die "the broker from $(show_dir) is already running on $bound (pid $pid), not $BOOTSTRAP; run '$0 down' first"
     fi
