@@ -42,9 +42,10 @@ def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
         client.poll(0.5)  # error callbacks (why the brokers are "down") are served on poll
         refused = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
         if refused:
+            reason = refused[0].str().split(": ", 1)[-1].split(" (after")[0]
             raise UserError(
-                f"Kafka at {settings.bootstrap_servers} refused the credentials "
-                f"({refused[0].str().split(': ', 1)[-1].split(' (after')[0]}): check {env_name('sasl_username')}, "
+                f"Kafka at {settings.bootstrap_servers} refused the credentials ({reason}): "
+                f"check {env_name('sasl_username')}, "
                 f"{env_name('sasl_password')} and {env_name('sasl_mechanism')}",
                 exit_code=3) from None
         ssl_errors = [e for e in errors if e.code() == KafkaError._SSL]

@@ -4,8 +4,9 @@
 ``instance_credentials`` at once, and passes every record about instances on, in order and on
 the same partition, to ``detect_credential_use``, which joins calls against the tables through
 the core and produces findings. One ordered stream per partition keeps each instance's events in
-the order ``exfilguard detect`` sees them. Tables are co-partitioned with both topics (same key, same partition
-count); a record that cannot be judged goes to the dead-letter topic with its reason.
+the order ``exfilguard detect`` sees them. Tables are co-partitioned with both topics (same
+key, same partition count); a record that cannot be judged goes to the dead-letter topic with
+its reason.
 """
 
 from __future__ import annotations

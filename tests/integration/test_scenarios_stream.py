@@ -1,8 +1,8 @@
 """The stream judges the labelled scenarios as `exfilguard detect` does, byte for byte.
 
 All scenarios with the default config run through one worker at once: each gets its own
-account, instance id and elastic IP (the folders share them), and their records are merged into one file
-in event-time order, as a live CloudTrail stream would deliver them.
+account, instance id and elastic IP (the folders share them), and their records are merged into
+one file in event-time order, as a live CloudTrail stream would deliver them.
 """
 
 from __future__ import annotations
