@@ -74,11 +74,18 @@ def collect_events(items: Iterable[Item], stats: RunStats) -> list[Event]:
     return events
 
 
+def run_events(events: Iterable[Event], config: DetectionConfig, aws: AwsIpRanges,
+               enrich: IpEnricher | None = None) -> Detector:
+    """A fresh detector over events already in ``order_key`` order, flushed at the end."""
+    detector = Detector(config, aws, enrich=enrich)
+    for event in events:
+        detector.observe(event)
+    detector.flush()
+    return detector
+
+
 def detect(items: Iterable[Item], config: DetectionConfig, aws: AwsIpRanges,
            enrich: IpEnricher | None = None) -> tuple[list[dict[str, Any]], RunStats, Detector]:
     stats = RunStats()
-    detector = Detector(config, aws, enrich=enrich)
-    for event in collect_events(items, stats):
-        detector.observe(event)
-    detector.flush()
+    detector = run_events(collect_events(items, stats), config, aws, enrich)
     return detector.findings(), stats, detector

@@ -25,7 +25,7 @@ from streams.core.records import Event, may_matter
 from streams.core.times import BadTime, format_time, parse_time
 from streams.errors import UserError
 from streams.inputs import Item, Record
-from streams.offline import RunStats, collect_events
+from streams.offline import RunStats, collect_events, run_events
 from streams.settings import KafkaSettings
 
 IDLE_TIMEOUT_S = 60.0  # no message for this long while offsets remain to be read: give up
@@ -307,10 +307,7 @@ def run_detection(events: list[Event], config: DetectionConfig, aws: AwsIpRanges
                   enrich: IpEnricher | None = None) -> Run:
     """``streams.offline.detect`` over events sorted by ``order_key`` (``load_events`` sorts
     them), so several configs can share one decoding of the input."""
-    detector = Detector(config, aws, enrich=enrich)
-    for event in events:
-        detector.observe(event)
-    detector.flush()
+    detector = run_events(events, config, aws, enrich)
     return Run(detector.findings(), detector)
 
 
