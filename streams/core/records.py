@@ -28,9 +28,9 @@ NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
     "StartInstances", "StopInstances", "TerminateInstances",
 })
-_PREFILTER = (b"ec2RoleDelivery", b"/i-", b"/I-", b"\\/i-", b"\\/I-", b"AssumeRole",
-              b"AllocateAddress", b"AssociateAddress", b"CreateNatGateway",
-              b"StartInstances", b"StopInstances", b"TerminateInstances")
+# Event names that matter whoever calls them: an issuance, or a change of addresses.
+_NAMES_THAT_MATTER = frozenset({b"AssumeRole"} | {name.encode() for name in NETWORK_EVENTS})
+_EVENT_NAME_KEY = b'"eventName"'
 MAX_RECORD_BYTES = 512 << 10  # twice the largest CloudTrail record (256 KB): not a record
 
 
@@ -101,8 +101,24 @@ _decoder = msgspec.json.Decoder()
 
 
 def may_matter(raw: bytes) -> bool:
-    """False only for records that certainly cannot matter to detection."""
-    return any(marker in raw for marker in _PREFILTER)
+    """False only for records that certainly cannot matter to detection.
+
+    Two scans and a field read instead of a JSON decode: an instance session's ARN holds
+    ``/i-`` (any case; an escaped ``\\/i-`` holds it too), and issuances and address changes
+    are told by their ``eventName``, every occurrence of which is read.
+    """
+    if b"/i-" in raw or b"/I-" in raw:
+        return True
+    at = raw.find(_EVENT_NAME_KEY)
+    while at >= 0:
+        value = raw[at + len(_EVENT_NAME_KEY): at + len(_EVENT_NAME_KEY) + 40]
+        value = value.lstrip(b" \t\r\n")
+        if value[:1] == b":":
+            value = value[1:].lstrip(b" \t\r\n")
+            if value[:1] == b'"' and value[1:].split(b'"', 1)[0] in _NAMES_THAT_MATTER:
+                return True
+        at = raw.find(_EVENT_NAME_KEY, at + 1)
+    return False
 
 
 def decode(raw: bytes) -> Event | None:

@@ -146,7 +146,7 @@ def test_eventbridge_envelope_is_unwrapped():
 
 @pytest.mark.parametrize("raw, reason", [
     (b'{"eventName": "GetCallerIdentity", "userIdentity": {"arn": "x/i-1"', "not JSON"),
-    (b'["AssumeRole"]', "must be a JSON object"),
+    (b'[{"eventName": "AssumeRole"}]', "must be a JSON object"),
     (json.dumps(call(eventTime="yesterday")).encode(), "eventTime"),
 ])
 def test_malformed_records_say_why(raw, reason):
@@ -185,3 +185,14 @@ def test_expiration_formats(text, expected):
 
 def test_unknown_expiration_is_none_not_a_guess():
     assert parse_expiration("soon") is None
+
+
+@pytest.mark.parametrize("raw, matters", [
+    (b'{"eventName" :\n "AllocateAddress"}', True),
+    (b'{"additionalEventData": {"eventName": "X"}, "eventName": "AssumeRole"}', True),
+    (b'{"eventName": "AssumeRoleWithWebIdentity"}', False),
+    (b'{"userIdentity": {"arn": "arn:aws:sts::1:assumed-role\\/r\\/i-0123abcd"}}', True),
+    (b'{"eventName": "GetObject", "userAgent": "AssumeRole"}', False),
+])
+def test_prefilter_reads_event_names_and_instance_arns(raw, matters):
+    assert may_matter(raw) is matters
