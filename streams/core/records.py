@@ -103,12 +103,18 @@ _decoder = msgspec.json.Decoder()
 def may_matter(raw: bytes) -> bool:
     """False only for records that certainly cannot matter to detection.
 
-    Two scans and a field read instead of a JSON decode: an instance session's ARN holds
-    ``/i-`` (any case; an escaped ``\\/i-`` holds it too), and issuances and address changes
-    are told by their ``eventName``, every occurrence of which is read.
+    A few scans instead of a JSON decode: an instance session's ARN is
+    ``assumed-role/ROLE/i-…`` (any case, slashes maybe escaped), and issuances and address
+    changes are told by their ``eventName``, every occurrence of which is read.
     """
-    if b"/i-" in raw or b"/I-" in raw:
-        return True
+    at = raw.find(b"assumed-role")
+    while at >= 0:
+        # assumed-role/ROLE/SESSION (or with escaped slashes): is the session an instance id?
+        role = at + 13 if raw[at + 12: at + 13] == b"/" else at + 14  # past "/" or "\\/"
+        slash = raw.find(b"/", role, role + 80)
+        if slash >= 0 and raw[slash + 1: slash + 3] in (b"i-", b"I-"):
+            return True
+        at = raw.find(b"assumed-role", at + 12)
     at = raw.find(_EVENT_NAME_KEY)
     while at >= 0:
         value = raw[at + len(_EVENT_NAME_KEY): at + len(_EVENT_NAME_KEY) + 40]

@@ -145,7 +145,8 @@ def test_eventbridge_envelope_is_unwrapped():
 
 
 @pytest.mark.parametrize("raw, reason", [
-    (b'{"eventName": "GetCallerIdentity", "userIdentity": {"arn": "x/i-1"', "not JSON"),
+    (b'{"eventName": "GetCallerIdentity", "userIdentity": {"arn": "arn:aws:sts::1:assumed-role/r/'
+     b'i-1"', "not JSON"),
     (b'[{"eventName": "AssumeRole"}]', "must be a JSON object"),
     (json.dumps(call(eventTime="yesterday")).encode(), "eventTime"),
 ])
