@@ -70,6 +70,9 @@ def create_app(loaded: Loaded) -> faust.App:
         # A crashed worker's partitions move to the others after this long (Faust's default is
         # 60 s); heartbeats every 3 s keep a busy but healthy worker in the group.
         broker_session_timeout=30.0,
+        # Faust fetches 1 MB a partition by default (~650 CloudTrail records) and then waits on
+        # idle partitions: bigger fetches about double a worker's records/s (see Performance).
+        consumer_max_fetch_size=16 * 1024 * 1024,
         broker_heartbeat_interval=3.0,
     )
     partitions = kafka.partitions

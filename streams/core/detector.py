@@ -130,7 +130,8 @@ class Detector:
         previous = self.state.credentials.get(issuance.access_key_id)
         if previous is not None and previous.get("delivery"):
             credential["delivery"] = previous["delivery"]
-        self.state.credentials[issuance.access_key_id] = credential
+        if credential != previous:  # track_issuance may have written it already: one write
+            self.state.credentials[issuance.access_key_id] = credential
         instance_key = f"{issuance.account_id}/{issuance.instance_id}"
         instance = self._instance(instance_key)
         instance["keys"][issuance.access_key_id] = issuance.expiration

@@ -133,7 +133,7 @@ def test_garbage_straight_onto_the_topic_is_dead_lettered_not_fatal(deployment, 
     producer = Producer({"bootstrap.servers": bootstrap})
     topic = d.env["EXFILGUARD_TOPIC_INPUT"]
     oversized = b'{"ec2RoleDelivery": "' + b"x" * (600 << 10) + b'"}'
-    for value in (b"\xff\xfe\x00garbage ec2RoleDelivery", b"", oversized,
+    for value in (b"\xff\xfe\x00garbage assumed-role/r/i-0123456789abcdef0", b"", oversized,
                   b'{"eventName": "AssumeRole", "userIdentity": {"invokedBy": '
                   b'"ec2.amazonaws.com"}, "requestParameters": {"roleSessionName": '
                   b'"i-0123456789abcdef0"}, "eventTime": "2024-01-01T00:00:00Z"}'):

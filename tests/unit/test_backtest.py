@@ -365,7 +365,7 @@ def fold(messages):
 def test_copies_on_every_partition_are_one_record_and_a_double_forward_stays_double():
     eip = b'{"eventName": "AllocateAddress", "n": 1}'
     stop = b'{"eventName": "StopInstances", "n": 2}'
-    twice = b'{"eventName": "x", "ec2RoleDelivery": "2.0"}'
+    twice = b'{"eventName": "x", "userIdentity": {"arn": "arn:aws:sts::1:assumed-role/r/i-3"}}'
     messages = [
         (0, 5, b"111122223333", 1500, eip), (1, 9, b"111122223333", 1500, eip),
         (2, 1, b"111122223333", 1500, eip),  # broadcast to three partitions: one record

@@ -56,9 +56,9 @@ def test_detect_with_a_bad_config(tmp_path):
 
 def test_detect_counts_bad_lines_and_still_exits_zero(tmp_path):
     records = tmp_path / "mixed.jsonl"
-    # The truncated line names ec2RoleDelivery, so it may matter and is decoded: a bad record.
+    # The truncated line is an issuance, so it may matter and is decoded: a bad record.
     # (A truncated line that cannot matter is skipped undecoded, as in the stream.)
-    records.write_text('not json\n{"eventName": "x", "ec2RoleDelivery"\n[1]\n')
+    records.write_text('not json\n{"eventName": "AssumeRole", "userIdentity"\n[1]\n')
     result = run("detect", str(records))
     assert result.returncode == 0
     assert "3 bad" in result.stderr
