@@ -8,12 +8,13 @@ config, so the stream and the offline command print the same bytes for the same 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 from streams.core.classify import Verdict
 from streams.core.config import INSIDE_AWS, OUTSIDE_AWS, DetectionConfig, SuppressionRule
-from streams.core.prefixes import PrefixMap, parse_ip
+from streams.core.prefixes import parse_ip
 from streams.core.records import ApiCall
 from streams.core.times import format_time
 
@@ -98,8 +99,8 @@ def suppressed_by(aggregate: dict[str, Any], rules: tuple[SuppressionRule, ...])
             continue
         if rule.remote_account is not None and rule.remote_account != aggregate["remote_account"]:
             continue
-        if rule.remote_cidr is not None and parse_ip(aggregate["remote_ip"]) not in PrefixMap(
-                [(rule.remote_cidr, True)]):
+        if rule.remote_cidr is not None and not _in_network(aggregate["remote_ip"],
+                                                             rule.remote_cidr):
             continue
         if rule.role is not None and rule.role != aggregate["role"]:
             continue
@@ -107,6 +108,11 @@ def suppressed_by(aggregate: dict[str, Any], rules: tuple[SuppressionRule, ...])
             continue
         return rule.name
     return None
+
+
+def _in_network(address: str, cidr: str) -> bool:
+    ip = parse_ip(address)
+    return ip is not None and ip in ipaddress.ip_network(cidr)
 
 
 def render(aggregate: dict[str, Any], config: DetectionConfig,
