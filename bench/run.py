@@ -50,6 +50,8 @@ from bench.generator import (
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 FILE_RECORDS = 10_000  # records per generated file (a CloudTrail delivery file holds fewer)
+# Broker and worker files of this run: per process, so runs side by side never share a broker
+RUN = OUT / f"run-{os.getpid()}"
 
 TARGETS = {
     "core_ratio": 0.5,
@@ -86,7 +88,7 @@ def dataset(seed: int, events: int) -> list[Path]:
             f"(seed {seed}) into {folder.relative_to(ROOT)}")
         records = Generator(seed).records(count * FILE_RECORDS, start=first * FILE_RECORDS)
         for index, batch in enumerate(harness.chunks(records, FILE_RECORDS), start=first):
-            temporary = files[index].with_suffix(".tmp")
+            temporary = files[index].with_suffix(f".{os.getpid()}.tmp")
             temporary.write_bytes(b"".join(line + b"\n" for line in batch))
             temporary.rename(files[index])
     return files
@@ -394,7 +396,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
     from streams.forwarder import forward
     from streams.inputs import iter_items
 
-    deployment = harness.Deployment(broker, OUT / "run" / "e2e", 1, "e")
+    deployment = harness.Deployment(broker, RUN / "e2e", 1, "e")
     try:
         log("e2e: routing records as the forwarder does")
         messages = routed(files, 1)
@@ -435,8 +437,8 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
 def state_phase(broker: harness.Broker, count: int, fed_count: int) -> dict[str, Any]:
     from bench import state
 
-    fed = state.fed(broker, OUT / "run", fed_count)
-    big = state.million(broker, OUT / "run", count)
+    fed = state.fed(broker, RUN, fed_count)
+    big = state.million(broker, RUN, count)
     return {
         "credentials": big["credentials"],
         "bytes_per_credential": big["rocksdb_bytes_per_credential"],
@@ -460,7 +462,7 @@ def scaling_phase(broker: harness.Broker, files: list[Path]) -> dict[str, Any]:
     messages = routed(files, 2)
     results = {}
     for workers in (1, 2):
-        deployment = harness.Deployment(broker, OUT / "run" / f"scaling{workers}", 2,
+        deployment = harness.Deployment(broker, RUN / f"scaling{workers}", 2,
                                         f"x{workers}")
         try:
             started = [deployment.start_worker(f"w{i}", wait=False) for i in range(workers)]
@@ -641,9 +643,8 @@ def main(argv: list[str] | None = None) -> int:
         results["core"] = core_phase(core_files, args.repeats, args.profile)
     broker_phases = [p for p in args.phases if p != "core"]
     if broker_phases:
-        run_dir = OUT / "run"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        with harness.Broker(run_dir / "kafka") as broker:
+        shutil.rmtree(RUN, ignore_errors=True)
+        with harness.Broker(RUN / "kafka") as broker:
             log(f"broker on {broker.bootstrap}")
             e2e_count = -(-args.e2e_events // FILE_RECORDS)
             if "e2e" in args.phases:
@@ -655,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
             if "scaling" in args.phases:
                 results["scaling"] = scaling_phase(
                     broker, files[: -(-args.scaling_events // FILE_RECORDS)])
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(RUN, ignore_errors=True)
     results["mode"] = "quick" if args.quick else "full"
     results["machine_details"] = details
     results["seed"] = args.seed
