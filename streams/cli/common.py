@@ -60,3 +60,10 @@ def enricher_for(loaded: Loaded):
 
 def note(command: str, message: str) -> None:
     print(f"exfilguard {command}: {message}", file=sys.stderr)
+
+
+def s3_reader():
+    """The S3 reader for ``iter_items`` (boto3 is imported only when an s3:// source is read)."""
+    from streams.aws.s3 import read_prefix
+
+    return read_prefix

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streams.cli.common import add_config_option, enricher_for, json_line, loaded_config, note
+from streams.cli.common import (
+    add_config_option,
+    enricher_for,
+    json_line,
+    loaded_config,
+    note,
+    s3_reader,
+)
 from streams.config import load_aws_ranges
 from streams.errors import UserError
 from streams.inputs import check_sources, iter_items
@@ -25,19 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def s3_reader_or_none():
-    try:
-        from streams.aws.s3 import read_prefix
-    except ImportError:
-        return None
-    return read_prefix
 
 
 def run(args: argparse.Namespace) -> int:
     loaded = loaded_config(args)
     aws = load_aws_ranges(loaded.detection)
     check_sources(args.paths)
-    findings, stats, _ = detect(iter_items(args.paths, s3_reader_or_none()), loaded.detection,
+    findings, stats, _ = detect(iter_items(args.paths, s3_reader()), loaded.detection,
                                 aws, enricher_for(loaded))
     payload = b"".join(json_line(f) for f in findings)
     if args.output:

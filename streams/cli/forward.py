@@ -6,7 +6,13 @@ import argparse
 import sys
 import time
 
-from streams.cli.common import add_config_option, add_kafka_options, loaded_config, note
+from streams.cli.common import (
+    add_config_option,
+    add_kafka_options,
+    loaded_config,
+    note,
+    s3_reader,
+)
 from streams.errors import UserError
 from streams.inputs import check_sources, iter_items
 from streams.kafka_admin import ensure_topics, metadata
@@ -55,18 +61,12 @@ def run(args: argparse.Namespace) -> int:
         if args.follow:
             failed = _follow(args, settings, topic, partitions, progress)
         else:
-            failed = _once(iter_items(args.sources, _s3_reader()), settings, topic, partitions,
+            failed = _once(iter_items(args.sources, s3_reader()), settings, topic, partitions,
                            progress)
     finally:
         if progress is not None:
             progress.close()
     return 1 if failed else 0
-
-
-def _s3_reader():
-    from streams.aws.s3 import read_prefix
-
-    return read_prefix
 
 
 def _once(items, settings, topic, partitions, progress) -> int:

@@ -14,6 +14,7 @@ from streams.cli.common import (
     json_line,
     loaded_config,
     note,
+    s3_reader,
 )
 from streams.config import Loaded, load_aws_ranges
 from streams.core.records import Event
@@ -68,12 +69,6 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
                         help="files, directories or s3:// prefixes instead of a topic")
 
 
-def s3_reader_or_none():
-    try:
-        from streams.aws.s3 import read_prefix
-    except ImportError:
-        return None
-    return read_prefix
 
 
 def describe_source(args: argparse.Namespace, loaded: Loaded) -> str:
@@ -91,7 +86,7 @@ def read_source(args: argparse.Namespace, loaded: Loaded, command: str,
         if args.topic:
             raise UserError("give PATHs or --topic, not both")
         check_sources(args.paths)
-        return load_events(iter_items(args.paths, s3_reader_or_none()), window, stats), stats
+        return load_events(iter_items(args.paths, s3_reader()), window, stats), stats
     topic = args.topic or loaded.kafka.topic_input
     if window.start_ms is None or window.end_ms is None:
         raise UserError(f"reading topic {topic} needs --start and --end (ISO 8601, e.g. "
