@@ -1,14 +1,21 @@
 """Produce CloudTrail records to Kafka with confluent-kafka, lose none, report every failure.
 
-Each record is keyed by its instance (``streams.routing``) and timestamped with its eventTime,
-so replay can find a time range by offsets-for-times. Records are sorted by event time within
-each file, the order CloudTrail's own delivery nearly has.
+Each record goes to its instance's partition (``streams.routing``) and is timestamped with its
+eventTime, so replay can find a time range by offsets-for-times. Records are sorted by event
+time within each file, the order CloudTrail's own delivery nearly has.
+
+By default records travel in batches: one message per partition holds up to ``BATCH_RECORDS``
+records, one per line, in order, spanning at most ``BATCH_SPAN_MS`` of event time and
+timestamped with the earliest. A worker pays a fixed cost per Kafka message, so this is what
+lets one worker keep up with an organisation's CloudTrail (README, Performance).
+``batch_records=1`` sends one keyed message per record, the format any other producer can use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 from confluent_kafka import KafkaException, Producer
@@ -16,12 +23,23 @@ from confluent_kafka import KafkaException, Producer
 from streams.core.records import MAX_RECORD_BYTES, NETWORK_EVENTS
 from streams.core.times import BadTime, parse_time
 from streams.inputs import BadLine, Item, Record
-from streams.routing import NETWORK_ONLY_HEADER, route_of
+from streams.routing import (
+    BATCH_FORMAT,
+    BATCH_HEADER,
+    BATCH_RECORDS,
+    BATCH_SPAN_MS,
+    NETWORK_ONLY_HEADER,
+    partitions_of,
+    route_of,
+)
 from streams.settings import KafkaSettings
 
 _decoder = msgspec.json.Decoder()
 NETWORK_ONLY = [(NETWORK_ONLY_HEADER, b"1")]
+BATCHED = [(BATCH_HEADER, BATCH_FORMAT)]
 SORT_CHUNK = 50_000  # records sorted together at most (one CloudTrail file is far fewer)
+# Under the broker's and librdkafka's 1 MB default message size, whatever the compression.
+BATCH_BYTES = 900_000
 
 
 @dataclass
@@ -122,8 +140,103 @@ def sorted_batches(items: Iterable[Item], stats: ForwardStats) -> Iterator[list[
         yield sorted(batch, key=_delivery_order)
 
 
+class Message(NamedTuple):
+    key: bytes | None
+    value: bytes
+    partition: int | None  # None: Kafka's partitioner places it by key
+    timestamp: int
+    headers: list[tuple[str, bytes]] | None = None
+
+
+def messages(batches: Iterable[list[Outgoing]], partitions: int,
+             batch_records: int = BATCH_RECORDS) -> Iterator[Message]:
+    """The messages that carry the records (sorted batches from ``sorted_batches``)."""
+    if batch_records <= 1:
+        for batch in batches:
+            for outgoing in batch:
+                yield from _single(outgoing, partitions)
+        return
+    batcher = _Batcher(batch_records)
+    spread = 0  # records that belong to no instance: any partition, in turn
+    for batch in batches:
+        for outgoing in batch:
+            targets = partitions_of(route_of(outgoing.record), partitions)
+            if not targets:
+                targets = {spread % partitions}
+                spread += 1
+            payload = outgoing.payload
+            if b"\n" in payload:  # in valid JSON only whitespace between tokens
+                payload = payload.replace(b"\n", b" ")
+            for partition in sorted(targets):
+                yield from batcher.add(partition, payload, outgoing.time_ms)
+    yield from batcher.flush()
+
+
+def _single(outgoing: Outgoing, partitions: int) -> Iterator[Message]:
+    route = route_of(outgoing.record)
+    timestamp = outgoing.time_ms or 0
+    if route.broadcast:
+        for p in range(partitions):
+            yield Message(route.keys[0], outgoing.payload, p, timestamp)
+    else:
+        for key in route.keys:
+            yield Message(key, outgoing.payload, None, timestamp)
+    if route.network_broadcast:
+        for p in range(partitions):
+            yield Message(route.keys[0], outgoing.payload, p, timestamp, NETWORK_ONLY)
+
+
+class _Open:
+    __slots__ = ("lines", "size", "low", "high")
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.low: int | None = None
+        self.high: int | None = None
+
+
+class _Batcher:
+    """One open batch per partition, closed by count, bytes or event-time span."""
+
+    def __init__(self, max_records: int, max_bytes: int = BATCH_BYTES,
+                 max_span_ms: int = BATCH_SPAN_MS) -> None:
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.max_span_ms = max_span_ms
+        self.open: dict[int, _Open] = {}
+
+    def add(self, partition: int, payload: bytes, time_ms: int | None) -> Iterator[Message]:
+        batch = self.open.get(partition)
+        if batch is not None and batch.lines and not self._fits(batch, payload, time_ms):
+            yield self._close(partition)
+            batch = None
+        if batch is None:
+            batch = self.open[partition] = _Open()
+        batch.lines.append(payload)
+        batch.size += len(payload) + 1
+        if time_ms is not None:  # a record with no valid time fits anywhere: it is rejected
+            batch.low = time_ms if batch.low is None else min(batch.low, time_ms)
+            batch.high = time_ms if batch.high is None else max(batch.high, time_ms)
+
+    def _fits(self, batch: _Open, payload: bytes, time_ms: int | None) -> bool:
+        if len(batch.lines) >= self.max_records or batch.size + len(payload) > self.max_bytes:
+            return False
+        if time_ms is None or batch.low is None:
+            return True
+        return max(batch.high, time_ms) - min(batch.low, time_ms) <= self.max_span_ms
+
+    def _close(self, partition: int) -> Message:
+        batch = self.open.pop(partition)
+        return Message(None, b"\n".join(batch.lines), partition, batch.low or 0, BATCHED)
+
+    def flush(self) -> Iterator[Message]:
+        for partition in sorted(self.open):
+            yield self._close(partition)
+
+
 def forward(items: Iterable[Item], settings: KafkaSettings, topic: str, partitions: int,
-            progress=None) -> ForwardStats:
+            progress=None, batch_records: int = BATCH_RECORDS) -> ForwardStats:
     stats = ForwardStats()
     producer = Producer(producer_config(settings))
 
@@ -135,33 +248,29 @@ def forward(items: Iterable[Item], settings: KafkaSettings, topic: str, partitio
         else:
             stats.delivered += 1
 
-    for batch in sorted_batches(items, stats):
-        for outgoing in batch:
-            route = route_of(outgoing.record)
-            targets = ([(route.keys[0], p, None) for p in range(partitions)] if route.broadcast
-                       else [(key, None, None) for key in route.keys])
-            if route.network_broadcast:
-                targets += [(route.keys[0], p, NETWORK_ONLY) for p in range(partitions)]
-            for key, partition, headers in targets:
-                kwargs = {"partition": partition} if partition is not None else {}
-                if headers:
-                    kwargs["headers"] = headers
-                while True:
-                    try:
-                        producer.produce(topic, value=outgoing.payload, key=key,
-                                         timestamp=outgoing.time_ms or 0, on_delivery=delivered,
-                                         **kwargs)
-                        break
-                    except BufferError:
-                        producer.poll(0.5)  # queue full: wait for deliveries, then retry
-                    except KafkaException as exc:
-                        stats.failed += 1
-                        stats.first_failure = stats.first_failure or str(exc.args[0].str())
-                        break
-                stats.messages += 1
-            producer.poll(0)
+    def counted(batches: Iterator[list[Outgoing]]) -> Iterator[list[Outgoing]]:
+        for batch in batches:
+            yield batch
             if progress is not None:
-                progress.update(1)
+                progress.update(len(batch))
+
+    for message in messages(counted(sorted_batches(items, stats)), partitions, batch_records):
+        kwargs = {"partition": message.partition} if message.partition is not None else {}
+        if message.headers:
+            kwargs["headers"] = message.headers
+        while True:
+            try:
+                producer.produce(topic, value=message.value, key=message.key,
+                                 timestamp=message.timestamp, on_delivery=delivered, **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.5)  # queue full: wait for deliveries, then retry
+            except KafkaException as exc:
+                stats.failed += 1
+                stats.first_failure = stats.first_failure or str(exc.args[0].str())
+                break
+        stats.messages += 1
+        producer.poll(0)
     remaining = producer.flush(120)
     if remaining:
         stats.failed += remaining

@@ -17,17 +17,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from streams.core.awsranges import AwsIpRanges
 from streams.core.config import DetectionConfig
 from streams.core.detector import Detector
 from streams.core.findings import IpEnricher
-from streams.core.records import Event, may_matter
+from streams.core.records import Event, event_time_of, may_matter, unwrap
 from streams.core.times import BadTime, format_time, parse_time
 from streams.errors import UserError
 from streams.inputs import Item, Record
 from streams.offline import RunStats, collect_events, run_events
+from streams.routing import BATCH_FORMAT, BATCH_HEADER, BATCH_SPAN_MS, NETWORK_ONLY_HEADER
 from streams.settings import KafkaSettings
 
+_decoder = msgspec.json.Decoder()
 IDLE_TIMEOUT_S = 60.0  # no message for this long while offsets remain to be read: give up
 
 # librdkafka logs every refused connection; the one-line error says it instead.
@@ -100,7 +104,7 @@ class _Held:
     """One distinct record value read: its first place, and its copies per (partition, key)."""
 
     timestamp: int
-    origin: tuple[int, int]
+    origin: tuple[int, int, int]  # partition, offset, line in a batch (0: not a batch)
     copies: dict[tuple[int, bytes | None], int] = field(default_factory=dict)
 
 
@@ -124,10 +128,11 @@ def find_offsets(consumer: Any, topic: str, partitions: list[int], window: TimeR
                  max_delay_ms: int | None, timeout: float = 30.0) -> dict[int, tuple[int, int]]:
     """Per partition, the offsets [from, to) that hold the range.
 
-    ``from`` is the first offset timestamped at or after the start (every earlier offset is
-    earlier in time). Records are forwarded roughly, not strictly, in time order, so ``to`` is
-    the first offset timestamped at or after end + max_delay (the high watermark if none, or if
-    max_delay is None); records beyond it are not read, whatever their timestamp.
+    ``from`` is the first offset timestamped at or after the start less ``BATCH_SPAN_MS`` (a
+    batch is timestamped with its earliest record and spans at most that: every earlier offset
+    holds only earlier records). Records are forwarded roughly, not strictly, in time order, so
+    ``to`` is the first offset timestamped at or after end + max_delay (the high watermark if
+    none, or if max_delay is None); records beyond it are not read, whatever their timestamp.
     """
     from confluent_kafka import KafkaException, TopicPartition
 
@@ -138,7 +143,8 @@ def find_offsets(consumer: Any, topic: str, partitions: list[int], window: TimeR
         starts = {p: marks[p][0] for p in partitions}
         if window.start_ms is not None:
             found = consumer.offsets_for_times(
-                [TopicPartition(topic, p, window.start_ms) for p in partitions], timeout=timeout)
+                [TopicPartition(topic, p, max(0, window.start_ms - BATCH_SPAN_MS))
+                 for p in partitions], timeout=timeout)
             starts = {tp.partition: (tp.offset if tp.offset >= 0 else marks[tp.partition][1])
                       for tp in found}
         ends = {p: marks[p][1] for p in partitions}
@@ -222,7 +228,7 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
                 read += 1
                 stats.messages += 1
                 folder.add(partition, offset, message.key(), message.timestamp()[1],
-                           message.value())
+                           message.value(), message.headers())
                 if offset >= todo[partition] - 1:
                     _done(consumer, todo, topic, partition)
             if bar is not None and read:
@@ -243,6 +249,18 @@ def _done(consumer: Any, todo: dict[int, int], topic: str, partition: int) -> No
         consumer.pause([TopicPartition(topic, partition)])
 
 
+def _event_time(raw: bytes, fallback: int) -> int:
+    """A batched record's eventTime (its batch's timestamp when it has none: it is rejected
+    later with its reason)."""
+    if not may_matter(raw):
+        return fallback  # skipped undecoded, whatever its time
+    try:
+        record = unwrap(_decoder.decode(raw))
+        return event_time_of(record) if isinstance(record, dict) else fallback
+    except (ValueError, RecursionError):
+        return fallback
+
+
 class Folder:
     """Holds the distinct record values read and folds partition copies into one record."""
 
@@ -252,19 +270,33 @@ class Folder:
         self.held: dict[bytes, _Held] = {}
 
     def add(self, partition: int, offset: int, key: bytes | None, timestamp: int,
-            value: bytes | None) -> None:
+            value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        marks = dict(headers or ())
+        if NETWORK_ONLY_HEADER in marks:
+            self.stats.copies += 1  # the same record is on its instance's partition
+            return
+        if marks.get(BATCH_HEADER) != BATCH_FORMAT:
+            self._add(partition, (offset, 0), key, timestamp, value or b"")
+            return
+        for line, raw in enumerate((value or b"").split(b"\n"), start=1):
+            if raw.strip():
+                # A batch is timestamped with its earliest record: each record has its own.
+                self._add(partition, (offset, line), None, _event_time(raw, timestamp), raw)
+
+    def _add(self, partition: int, place: tuple[int, int], key: bytes | None, timestamp: int,
+             value: bytes) -> None:
         if timestamp not in self.window:
             self.stats.outside += 1
             return
-        value = value or b""
         if value.strip() and not may_matter(value):
             self.stats.skipped += 1  # as the stream does: never decoded, cannot make a finding
             return
         entry = self.held.get(value)
+        origin = (partition, *place)
         if entry is None:
-            entry = self.held[value] = _Held(timestamp, (partition, offset))
+            entry = self.held[value] = _Held(timestamp, origin)
         else:
-            entry.origin = min(entry.origin, (partition, offset))  # whatever the read order
+            entry.origin = min(entry.origin, origin)  # whatever the read order
         where = (partition, key)
         entry.copies[where] = entry.copies.get(where, 0) + 1
 
@@ -276,7 +308,8 @@ class Folder:
         for value, entry in sorted(self.held.items(), key=lambda kv: (kv[1].timestamp, kv[0])):
             repeats = max(entry.copies.values())
             self.stats.copies += sum(entry.copies.values()) - repeats
-            origin = f"{topic}/{entry.origin[0]}@{entry.origin[1]}"
+            partition, offset, line = entry.origin
+            origin = f"{topic}/{partition}@{offset}" + (f"#{line}" if line else "")
             items += [Record(origin, raw=value)] * repeats
         return items
 

@@ -4,6 +4,13 @@ All of an instance's records (its issuances, every call signed with any of its k
 key, the instance id, so one partition holds everything rule 7 learns per instance, and issuance
 and use of each key meet on the same partition. Address changes of an account (elastic IPs, NAT
 gateways) are copied to every partition; instance stop/start/terminate gets one copy per instance.
+
+The forwarder sends records one per message (keyed, Kafka's partitioner places them) or, by
+default, in batches: one message holds many records bound for one partition, one per line,
+marked by the ``exfilguard-batch`` header. A batch carries no per-record key, so the forwarder
+places each record itself (``partition_for`` is Kafka's own key → partition function) and the
+worker works out the copies of each relevant record that belong on its partition with the same
+functions (``copies_on``): both formats meet the same instance on the same partition.
 """
 
 from __future__ import annotations
@@ -11,11 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.core.records import ApiCall, Issuance, NetworkChange, normalise, unwrap
+from streams.core.records import ApiCall, Event, Issuance, NetworkChange, normalise, unwrap
 
 BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
 # On the broadcast copies of a call that also changes addresses: apply the change only.
 NETWORK_ONLY_HEADER = "exfilguard-network-only"
+# On a message that holds several records, one per line (no per-record key).
+BATCH_HEADER = "exfilguard-batch"
+BATCH_FORMAT = b"ndjson"
+BATCH_RECORDS = 500  # the forwarder's default
+# Event time one batch spans at most: it is timestamped with its earliest record, so replay
+# starts reading this much before a range's start.
+BATCH_SPAN_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +48,11 @@ def route_of(record: Any) -> Route:
         event = normalise(unwrap(record))
     except ValueError:
         event = None
+    return route_of_event(event, record)
+
+
+def route_of_event(event: Event | None, record: Any) -> Route:
+    """The key(s) of a record already normalised to ``event`` (None: not about instances)."""
     if isinstance(event, ApiCall) and event.network is not None:
         return Route((event.instance_id.encode(),),
                      network_broadcast=event.network.event_name in BROADCAST_EVENTS)
@@ -47,3 +66,54 @@ def route_of(record: Any) -> Route:
     identity = record.get("userIdentity") if isinstance(record, dict) else None
     key = identity.get("accessKeyId") if isinstance(identity, dict) else None
     return Route((key.encode() if isinstance(key, str) and key else None,))
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), unsigned 32 bits."""
+    m = 0x5BD1E995
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    whole = length - length % 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = length % 4
+    if tail >= 3:
+        h ^= data[whole + 2] << 16
+    if tail >= 2:
+        h ^= data[whole + 1] << 8
+    if tail >= 1:
+        h ^= data[whole]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java, librdkafka's murmur2_random, aiokafka)
+    gives a key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def partitions_of(route: Route, partitions: int) -> set[int]:
+    """Every partition a batched record must be in (each once): the worker makes its copies."""
+    if route.broadcast or route.network_broadcast:
+        return set(range(partitions))
+    return {partition_for(key, partitions) for key in route.keys if key is not None}
+
+
+def copies_on(route: Route, partition: int, partitions: int) -> list[tuple[bytes | None, bool]]:
+    """The (key, network only) copies of a record that belong on ``partition``: the messages
+    one-per-record forwarding would have put there."""
+    if route.broadcast:
+        return [(route.keys[0], False)]
+    copies = [(key, False) for key in route.keys
+              if key is None or partition_for(key, partitions) == partition]
+    if route.network_broadcast:
+        copies.append((route.keys[0], True))
+    return copies

@@ -25,12 +25,23 @@ from streams.avro import encode_finding
 from streams.cli.common import enricher_for
 from streams.config import Loaded, load_aws_ranges
 from streams.core.detector import Detector, DetectorState
-from streams.core.records import ApiCall, Issuance, MalformedRecord, decode
-from streams.routing import NETWORK_ONLY_HEADER
+from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
+from streams.routing import (
+    BATCH_FORMAT,
+    BATCH_HEADER,
+    NETWORK_ONLY_HEADER,
+    copies_on,
+    route_of_event,
+)
 from streams.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
+NETWORK_ONLY = {NETWORK_ONLY_HEADER: b"1"}
+
+
+class Misrouted(ValueError):
+    """A batched record on a partition none of its copies belongs on."""
 
 
 def broker_credentials(settings: KafkaSettings) -> Any:
@@ -124,40 +135,69 @@ def create_app(loaded: Loaded) -> faust.App:
             else:
                 unsent[finding_id] = payload
 
-    async def dead_letter(event: EventT, reason: str) -> None:
+    async def dead_letter(event: EventT, reason: str, line: int | None = None,
+                          value: bytes | None = None) -> None:
         metrics.inc("exfilguard_records_dead_lettered_total")
         message = event.message
+        source = f"{message.topic}/{message.partition}/{message.offset}"
         headers = {
             "exfilguard-reason": reason[:MAX_REASON].encode(),
-            "exfilguard-source": f"{message.topic}/{message.partition}/{message.offset}".encode(),
+            # A record of a batch: its line, counted from 1.
+            "exfilguard-source": (source if line is None else f"{source}#{line}").encode(),
         }
-        await dead_letters.send(key=message.key, value=message.value or b"", headers=headers)
+        await dead_letters.send(key=message.key,
+                                value=value if value is not None else message.value or b"",
+                                headers=headers)
+
+    async def track(event: EventT, raw: bytes, batched: bool) -> None:
+        """One record: an issuance is recorded at once; what concerns instances goes on to the
+        second agent, on this partition, as the copies one-per-record forwarding makes."""
+        parsed, record = decode_record(raw)
+        if parsed is None:
+            return
+        metrics.inc("exfilguard_records_relevant_total")
+        partition = event.message.partition
+        if batched:
+            copies = copies_on(route_of_event(parsed, record), partition, partitions)
+            if not copies:
+                raise Misrouted(f"belongs on another partition than {partition}: the topic's "
+                                f"partition count is not kafka.partitions ({partitions})")
+        else:
+            copies = [(event.key, NETWORK_ONLY_HEADER in (event.headers or {}))]
+        if isinstance(parsed, Issuance):
+            detector.track_issuance(parsed)
+        for key, network_only in copies:
+            await instance_events.send(key=key, value=raw, partition=partition,
+                                       headers=NETWORK_ONLY if network_only else None)
 
     @app.agent(cloudtrail, concurrency=1)
     async def track_instance_credentials(stream: faust.StreamT) -> None:
         """Read CloudTrail: record issued keys at once, pass what concerns instances on, in
-        order, on the same partition; everything else (~95%) is skipped undecoded."""
+        order, on the same partition; everything else (~95%) is skipped undecoded. A message
+        is one record, or a batch of records one per line (``exfilguard forward``)."""
         async for event in stream.events():
-            metrics.inc("exfilguard_records_total")
-            try:
-                value = event.value
-                if not isinstance(value, bytes | bytearray):
-                    raise MalformedRecord("empty or non-bytes message value")
-                parsed = decode(bytes(value))
-                if parsed is None:
+            value = event.value
+            if not isinstance(value, bytes | bytearray) or not value:
+                metrics.inc("exfilguard_records_total")
+                await dead_letter(event, "malformed: empty record (no message value)")
+                continue
+            value = bytes(value)
+            batched = (event.headers or {}).get(BATCH_HEADER) == BATCH_FORMAT
+            lines = value.split(b"\n") if batched else [value]
+            for number, raw in enumerate(lines, start=1):
+                if batched and not raw.strip():
                     continue
-                metrics.inc("exfilguard_records_relevant_total")
-                if isinstance(parsed, Issuance):
-                    detector.track_issuance(parsed)
-                await instance_events.send(key=event.key, value=bytes(value),
-                                           partition=event.message.partition,
-                                           headers=event.headers or None)
-            except MalformedRecord as exc:
-                await dead_letter(event, f"malformed: {exc}")
-            except Exception as exc:  # never let one record stop the worker
-                log.error("record %s/%s/%s failed:\n%s", event.message.topic,
-                          event.message.partition, event.message.offset, traceback.format_exc())
-                await dead_letter(event, f"error: {type(exc).__name__}: {exc}")
+                metrics.inc("exfilguard_records_total")
+                line = number if batched else None
+                try:
+                    await track(event, raw, batched)
+                except (MalformedRecord, Misrouted) as exc:
+                    await dead_letter(event, f"malformed: {exc}", line, raw)
+                except Exception as exc:  # never let one record stop the worker
+                    log.error("record %s/%s/%s%s failed:\n%s", event.message.topic,
+                              event.message.partition, event.message.offset,
+                              f"#{line}" if line else "", traceback.format_exc())
+                    await dead_letter(event, f"error: {type(exc).__name__}: {exc}", line, raw)
 
     @app.agent(instance_events, concurrency=1)
     async def detect_credential_use(stream: faust.StreamT) -> None:

@@ -16,6 +16,7 @@ from streams.cli.common import (
 from streams.errors import UserError
 from streams.inputs import check_sources, iter_items
 from streams.kafka_admin import ensure_topics, metadata
+from streams.routing import BATCH_RECORDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "forward", help="produce CloudTrail records from files or S3 to the input topic",
         description="Read CloudTrail S3-delivery files, JSON arrays, JSON Lines or EventBridge "
                     "events (gzip or not) from files, directories or s3://bucket/prefix, and "
-                    "produce each record keyed by its instance, timestamped with its eventTime.")
+                    "produce each record to its instance's partition, timestamped with its "
+                    "eventTime, in batches of records by default.")
     add_config_option(parser)
     add_kafka_options(parser)
     parser.add_argument("--topic", help="target topic (default: the config's input topic)")
@@ -31,9 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with s3:// sources: keep polling for new objects")
     parser.add_argument("--poll-seconds", type=float, default=60.0,
                         help="with --follow: seconds between listings (default 60)")
+    parser.add_argument("--batch-records", type=_batch_records, default=None,
+                        metavar="N",
+                        help="records per message, one per line (default "
+                             f"{BATCH_RECORDS}); 1 sends one keyed message per record")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("sources", nargs="+", metavar="PATH|s3://bucket/prefix")
     parser.set_defaults(run=run)
+
+
+def _batch_records(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 10000")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,17 +78,18 @@ def run(args: argparse.Namespace) -> int:
             failed = _follow(args, settings, topic, partitions, progress)
         else:
             failed = _once(iter_items(args.sources, s3_reader()), settings, topic, partitions,
-                           progress)
+                           progress, args)
     finally:
         if progress is not None:
             progress.close()
     return 1 if failed else 0
 
 
-def _once(items, settings, topic, partitions, progress) -> int:
+def _once(items, settings, topic, partitions, progress, args) -> int:
     from streams.forwarder import forward
 
-    stats = forward(items, settings, topic, partitions, progress)
+    batch_records = args.batch_records if args.batch_records is not None else BATCH_RECORDS
+    stats = forward(items, settings, topic, partitions, progress, batch_records)
     for line in stats.skipped:
         note("forward", f"skipped {line}")
     if stats.skipped_count > len(stats.skipped):
@@ -103,7 +120,7 @@ def _follow(args, settings, topic, partitions, progress) -> int:
                     yield from split_document(read_object(client, bucket, key),
                                               f"s3://{bucket}/{key}")
 
-            if _once(items(), settings, topic, partitions, progress):
+            if _once(items(), settings, topic, partitions, progress, args):
                 return 1  # stop at a delivery failure: the next run resumes from last_key
             last_key[source] = keys[-1]
         time.sleep(args.poll_seconds)

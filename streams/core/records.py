@@ -129,12 +129,17 @@ def may_matter(raw: bytes) -> bool:
 
 def decode(raw: bytes) -> Event | None:
     """Bytes of one record (a JSON object) → event, None when irrelevant, or MalformedRecord."""
+    return decode_record(raw)[0]
+
+
+def decode_record(raw: bytes) -> tuple[Event | None, Any]:
+    """As ``decode``, with the decoded record (None when skipped undecoded)."""
     if not raw.strip():
         raise MalformedRecord("empty record")
     if len(raw) > MAX_RECORD_BYTES:
         raise MalformedRecord(f"record of {len(raw)} bytes exceeds {MAX_RECORD_BYTES}")
     if not may_matter(raw):
-        return None
+        return None, None
     try:
         record = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
@@ -143,7 +148,7 @@ def decode(raw: bytes) -> Event | None:
         raise MalformedRecord("not JSON a decoder can take: nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise MalformedRecord(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
-    return normalise(unwrap(record))
+    return normalise(unwrap(record)), record
 
 
 def unwrap(record: Any) -> Any:

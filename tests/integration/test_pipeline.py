@@ -138,17 +138,27 @@ def test_garbage_straight_onto_the_topic_is_dead_lettered_not_fatal(deployment, 
                   b'"ec2.amazonaws.com"}, "requestParameters": {"roleSessionName": '
                   b'"i-0123456789abcdef0"}, "eventTime": "2024-01-01T00:00:00Z"}'):
         producer.produce(topic, value=value, key=b"k")
+    # A batch (exfilguard forward's format) with a bad line among good ones: that line goes.
+    good = json.dumps(invictus_records()[0]).encode()
+    producer.produce(topic, value=b"\n".join([good, b'{"eventName": "AssumeRole", "userId', good,
+                                              b""]),
+                     partition=1, headers=[("exfilguard-batch", b"ndjson")])
     assert producer.flush(30) == 0
     del producer
     letters = consume_all(bootstrap, d.env["EXFILGUARD_TOPIC_DLQ"], timeout=60)
     reasons = sorted(dict(m.headers())["exfilguard-reason"].decode() for m in letters)
-    assert len(reasons) == 4, reasons
+    assert len(reasons) == 5, reasons
+    [from_batch] = [m for m in letters if dict(m.headers())["exfilguard-source"].endswith(b"#2")]
+    assert from_batch.value() == b'{"eventName": "AssumeRole", "userId'
+    assert "not JSON" in dict(from_batch.headers())["exfilguard-reason"].decode()
     assert any("not JSON" in r for r in reasons)
     assert any("exceeds" in r for r in reasons)
     assert any("empty record" in r for r in reasons)
     assert any("without an access key id" in r for r in reasons)
     assert worker.poll() is None
-    assert d.metrics(worker)["exfilguard_records_dead_lettered_total"] == 4
+    metrics = d.metrics(worker)
+    assert metrics["exfilguard_records_dead_lettered_total"] == 5
+    assert metrics["exfilguard_records_total"] == 7  # four messages, and a batch of three
     # Changelogs of the tables are compacted and never deleted by retention.
     admin = AdminClient({"bootstrap.servers": bootstrap})
     app_id = d.env["EXFILGUARD_APP_ID"]

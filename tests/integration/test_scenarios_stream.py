@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_pipeline import read_findings
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -35,13 +36,16 @@ def merged_records(tmp_path: Path) -> Path:
     return path
 
 
-def test_scenarios_in_the_stream_match_detect_byte_for_byte(deployment, tmp_path):
+@pytest.mark.parametrize("batch_records", ["500", "1"], ids=["batched", "one-per-message"])
+def test_scenarios_in_the_stream_match_detect_byte_for_byte(deployment, tmp_path,
+                                                            batch_records):
     records = merged_records(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text("finding_update_interval_seconds: 0\n")
     d = deployment(partitions=3)
     d.start_worker(config=str(config))
-    forwarded = d.exfilguard("forward", "--config", str(config), str(records))
+    forwarded = d.exfilguard("forward", "--config", str(config), "--batch-records",
+                             batch_records, str(records))
     assert forwarded.returncode == 0, forwarded.stderr.decode()
     offline = d.exfilguard("detect", "--config", str(config), str(records))
     assert offline.returncode == 0, offline.stderr.decode()
