@@ -28,7 +28,15 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from kafka_broker import free_port, start_broker, stop_broker  # noqa: E402
 
 EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
-Message = tuple[bytes | None, bytes, int | None, int]  # key, value, partition, timestamp ms
+from streams.forwarder import Message  # noqa: E402  (key, value, partition, timestamp, headers)
+from streams.routing import BATCH_FORMAT, BATCH_HEADER  # noqa: E402
+
+
+def records_in(message: Message) -> int:
+    """Records a message carries: a batch's lines, else one."""
+    if message.headers and (BATCH_HEADER, BATCH_FORMAT) in message.headers:
+        return sum(1 for line in message.value.split(b"\n") if line.strip())
+    return 1
 
 
 class Broker:
@@ -216,8 +224,10 @@ def produce_all(settings: KafkaSettings, topic: str, messages: Iterable[Message]
             failed.append(err.str())
 
     count = 0
-    for key, value, partition, timestamp in messages:
+    for key, value, partition, timestamp, headers in messages:
         kwargs = {"partition": partition} if partition is not None else {}
+        if headers:
+            kwargs["headers"] = headers
         while True:
             try:
                 client.produce(topic, value=value, key=key, timestamp=timestamp,

@@ -5,13 +5,15 @@ core     the detection core over the records in one process, as ``exfilguard det
          (files of JSON Lines → inputs → decode → sort → Detector), against the ceiling measured
          in the same run: only splitting and decoding the same lines with the fastest decoder at
          hand (msgspec or orjson). Best of a few repeats each.
-e2e      a local broker, one ``exfilguard worker`` on one partition. The records are routed as
-         the forwarder routes them (same keys, same producer settings) and produced as fast as
-         the client takes them; records/s is the worker's own counter (exfilguard_records_total)
-         between 10% and 90% of the records. The forwarder's own rate is measured separately.
-         Latency: background records at half that rate, and every 0.2 s a call with a known
-         instance key from outside AWS; the time from producing it to its finding on the output
-         topic.
+e2e      a local broker, one ``exfilguard worker`` on one partition. The records are the
+         messages the forwarder makes (``streams.forwarder.messages``: batches of up to 500
+         records, same producer settings), produced as fast as the client takes them; records/s
+         is the worker's own counter (exfilguard_records_total) between 10% and 90% of the
+         records. The same records one per message (any other producer's format) are measured
+         too, on a deployment of their own; the forwarder's own rate separately. Latency:
+         background batches at half the batched rate, and every 0.2 s a call with a known
+         instance key from outside AWS, alone in its message as a real-time source sends it;
+         the time from producing it to its finding on the output topic.
 state    bench/state.py: N live credentials (distinct keys and instances). Their changelog is
          written as the worker writes it (the same Detector calls over tables that behave like
          Faust's), then a worker with no local state recovers it: seconds from spawn to /readyz,
@@ -46,6 +48,7 @@ from bench.generator import (
     issuance_record,
     theft_record,
 )
+from streams.routing import BATCH_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -94,23 +97,14 @@ def dataset(seed: int, events: int) -> list[Path]:
     return files
 
 
-def routed(files: list[Path], partitions: int) -> list[harness.Message]:
-    """Messages exactly as ``exfilguard forward`` makes them: sorted per file, keyed by route."""
-    from streams.forwarder import ForwardStats, sorted_batches
+def routed(files: list[Path], partitions: int,
+           batch_records: int = BATCH_RECORDS) -> list[harness.Message]:
+    """The messages ``exfilguard forward`` produces for the files (its ``messages``)."""
+    from streams.forwarder import ForwardStats, messages, sorted_batches
     from streams.inputs import iter_items
-    from streams.routing import route_of
 
-    messages: list[harness.Message] = []
-    for batch in sorted_batches(iter_items([str(f) for f in files]), ForwardStats()):
-        for outgoing in batch:
-            route = route_of(outgoing.record)
-            if route.broadcast:
-                messages += [(route.keys[0], outgoing.payload, p, outgoing.time_ms or 0)
-                             for p in range(partitions)]
-            else:
-                messages += [(key, outgoing.payload, None, outgoing.time_ms or 0)
-                             for key in route.keys]
-    return messages
+    batches = sorted_batches(iter_items([str(f) for f in files]), ForwardStats())
+    return list(messages(batches, partitions, batch_records))
 
 
 # -- core -------------------------------------------------------------------------------------
@@ -211,7 +205,7 @@ def drain(deployment: harness.Deployment, workers: list[harness.Worker],
     topic = deployment.settings.topic_input
     before = [w.metrics() for w in workers]
     base = sum(m.get("exfilguard_records_total", 0) for m in before)
-    n = len(messages)
+    n = sum(map(harness.records_in, messages))
     spy = None
     with harness.Sampler(workers) as sampler:
         start = time.monotonic()
@@ -246,7 +240,8 @@ def drain(deployment: harness.Deployment, workers: list[harness.Worker],
         if len(window) >= 2:
             per_worker.append(round((window[-1][1] - window[0][1])
                                     / (window[-1][0] - window[0][0])))
-    result = {"messages": n, "events_per_s": round(rate) if rate else None,
+    result = {"messages": len(messages), "records": n,
+              "events_per_s": round(rate) if rate else None,
               "drain_s": round(finished, 2), "produce_s": round(produced, 2),
               "per_worker_events_per_s": per_worker}
     if spy is not None:
@@ -332,15 +327,16 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
     for c in creds:
         record = issuance_record(ids, event_time, c.instance_id, c.key, c.role, c.account,
                                  c.role_id)
-        issued.append((c.instance_id.encode(), _sized(ids.rng, ids, record), None,
-                       int(event_time * 1000)))
+        issued.append(harness.Message(c.instance_id.encode(), _sized(ids.rng, ids, record), None,
+                                      int(event_time * 1000)))
     before = worker.metrics().get("exfilguard_detector_issuances", 0)
     harness.produce_all(settings, topic, issued)
     harness.wait_until(lambda: worker.metrics().get("exfilguard_detector_issuances", 0)
                        >= before + len(creds), timeout=120, what="injected issuances")
     client = harness.producer(settings)
     produced_at: dict[str, float] = {}
-    sent = 0
+    sent = 0  # background records
+    index = 0  # background messages
     injected = 0
     with harness.FindingWatcher(deployment) as watcher:
         time.sleep(1.0)  # the watcher's consumer has its partitions
@@ -353,15 +349,18 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
                 break
             due = int(rate * elapsed)
             while sent < due:
-                key, value, partition, timestamp = background[sent % len(background)]
+                key, value, partition, timestamp, headers = background[index % len(background)]
                 kwargs = {"partition": partition} if partition is not None else {}
+                if headers:
+                    kwargs["headers"] = headers
                 try:
                     client.produce(topic, value=value, key=key, timestamp=timestamp, **kwargs)
                 except BufferError:
                     client.poll(0.01)
                     continue
                 event_time = max(event_time, timestamp / 1000)
-                sent += 1
+                sent += harness.records_in(background[index % len(background)])
+                index += 1
             if now >= next_injection and injected < len(creds):
                 c = creds[injected]
                 record = theft_record(ids, event_time, c.instance_id, c.key, c.role, c.account,
@@ -396,9 +395,16 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
     from streams.forwarder import forward
     from streams.inputs import iter_items
 
+    log("e2e: one record per message (the format of any other producer), one worker")
+    single = routed(files, 1, batch_records=1)
+    baseline = harness.Deployment(broker, RUN / "e2e-single", 1, "s")
+    try:
+        drained_single = drain(baseline, [baseline.start_worker("w0")], single)
+    finally:
+        baseline.close()
+    log(f"e2e: {drained_single['events_per_s']} records/s one per message")
     deployment = harness.Deployment(broker, RUN / "e2e", 1, "e")
     try:
-        log("e2e: routing records as the forwarder does")
         messages = routed(files, 1)
         log("e2e: the forwarder's own rate (into a scratch topic, no worker running)")
         start = time.monotonic()
@@ -407,7 +413,8 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
         forward_rate = stats.records / (time.monotonic() - start)
         log(f"e2e: forwarder {forward_rate:,.0f} records/s")
         worker = deployment.start_worker("w0")
-        log(f"e2e: producing {len(messages):,} messages, one worker draining them")
+        log(f"e2e: {len(messages):,} messages (batches of up to {BATCH_RECORDS} records, as "
+            "the forwarder sends them), one worker draining them")
         drained = drain(deployment, [worker], messages,
                         profile_seconds=15 if profile else 0)
         log(f"e2e: {drained['events_per_s']} records/s sustained")
@@ -417,9 +424,12 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
         lat = latency(deployment, worker, background, rate, latency_s)
         rss = worker.rss()
         return {
-            "events": len(messages),
+            "events": drained["records"],
             "events_per_s": drained["events_per_s"],
             "latency_ms": lat["latency_ms"],
+            "batch_records": BATCH_RECORDS,
+            "messages": drained["messages"],
+            "one_per_message_events_per_s": drained_single["events_per_s"],
             "forwarder_events_per_s": round(forward_rate),
             "drain_s": drained["drain_s"],
             "produce_s": drained["produce_s"],
@@ -561,7 +571,9 @@ def table(results: dict[str, Any]) -> str:
     if e2e:
         lat = e2e["latency_ms"] or {}
         lines += [f"e2e      {e2e['events']:,} records: {e2e['events_per_s'] or 0:,}/s one "
-                  f"worker; forwarder {e2e['forwarder_events_per_s']:,}/s; latency at "
+                  f"worker in batches of {e2e.get('batch_records', 1)} "
+                  f"({e2e.get('one_per_message_events_per_s') or 0:,}/s one per message); "
+                  f"forwarder {e2e['forwarder_events_per_s']:,}/s; latency at "
                   f"{e2e['latency']['rate_events_per_s']:,}/s p50 {lat.get('p50')} ms p99 "
                   f"{lat.get('p99')} ms ({e2e['latency']['findings_seen']}/"
                   f"{e2e['latency']['injected']} findings)"]
