@@ -22,7 +22,14 @@ from streams.core.times import MS_PER_S
 
 MAX_INSTANCE_ADDRESSES = 16  # learned per instance; the oldest goes first
 WATERMARK = "watermark"
-PENDING_INDEX = "pending_index"
+# When each instance's oldest waiting call is due, in buckets of a second of due time (clock
+# keys PENDING_DUE + second, and the list of seconds held): an instance's calls moving touch
+# one small bucket, not an index of every instance waiting, which a table would write whole
+# to its changelog each time.
+PENDING_BUCKETS = "pending_buckets"
+PENDING_DUE = "pending_due/"
+BUCKET_MS = 1_000
+LEGACY_PENDING_INDEX = "pending_index"  # one value for all instances, as first released
 RETIRING = "retiring"
 
 
@@ -64,6 +71,67 @@ _TIME = ApiCall.__slots__.index("event_time")
 
 def _queue_order(values: list) -> tuple:
     return (values[_TIME], values[_ID])
+
+
+class _DueIndex:
+    """The due times of waiting instances, read and written a bucket at a time."""
+
+    def __init__(self, clock: MutableMapping[str, Any]) -> None:
+        self.clock = clock
+        self.loaded: dict[int, dict[str, int]] = {}
+        self.dirty: set[int] = set()
+
+    def _bucket(self, bucket: int) -> dict[str, int]:
+        held = self.loaded.get(bucket)
+        if held is None:
+            held = self.loaded[bucket] = self.clock.get(f"{PENDING_DUE}{bucket}") or {}
+        return held
+
+    def move(self, instance_key: str, before: int | None, after: int | None) -> None:
+        if before == after:
+            return
+        if before is not None:
+            bucket = before // BUCKET_MS
+            if self._bucket(bucket).pop(instance_key, None) is not None:
+                self.dirty.add(bucket)
+        if after is not None:
+            bucket = after // BUCKET_MS
+            self._bucket(bucket)[instance_key] = after
+            self.dirty.add(bucket)
+
+    def due(self, watermark: int | None) -> list[tuple[int, str]]:
+        """(due time, instance) of every instance due by ``watermark`` (None: all), in order."""
+        legacy = self.clock.get(LEGACY_PENDING_INDEX)
+        if legacy is not None:  # state written before the buckets: moved over once
+            for instance_key, at in legacy.items():
+                self.move(instance_key, None, at)
+            del self.clock[LEGACY_PENDING_INDEX]
+            self.save()
+        due = []
+        for bucket in self.clock.get(PENDING_BUCKETS) or []:
+            if watermark is not None and bucket * BUCKET_MS > watermark:
+                break
+            due += [(at, key) for key, at in self._bucket(bucket).items()
+                    if watermark is None or at <= watermark]
+        return sorted(due)
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        held = self.clock.get(PENDING_BUCKETS) or []
+        buckets = set(held)
+        for bucket in self.dirty:
+            key = f"{PENDING_DUE}{bucket}"
+            if self.loaded[bucket]:
+                self.clock[key] = self.loaded[bucket]
+                buckets.add(bucket)
+            else:
+                if key in self.clock:
+                    del self.clock[key]
+                buckets.discard(bucket)
+        if sorted(buckets) != held:
+            self.clock[PENDING_BUCKETS] = sorted(buckets)
+        self.dirty.clear()
 
 
 class Detector:
@@ -161,16 +229,28 @@ class Detector:
                 self._judge_unissued(call, changed)  # later than the grace: no issuance will come
                 return
             queue = []
+        before = queue[0][_TIME] + self._grace_ms if queue else None
         queue.append(_call_to_json(call))
         queue.sort(key=_queue_order)
         self.counters.calls_pending += 1
         self.state.pending[instance_key] = queue
-        self._drain(instance_key, self.state.clock.get(WATERMARK, 0), changed)
+        self._drain(instance_key, self.state.clock.get(WATERMARK, 0), changed, before=before)
 
-    def _drain(self, instance_key: str, watermark: int | None, changed: list[str]) -> None:
+    def _drain(self, instance_key: str, watermark: int | None, changed: list[str],
+               index: _DueIndex | None = None, before: int | None | bool = False) -> None:
         """Judge the instance's waiting calls from the oldest, while the oldest can be judged:
-        its key is known, or its grace has passed (``watermark`` None: end of input)."""
+        its key is known, or its grace has passed (``watermark`` None: end of input).
+
+        ``before`` is when the instance's oldest call was due before the caller touched its
+        queue (default: the queue's head as it stands); ``index`` is left to the caller to
+        save when it passes one.
+        """
+        own_index = index is None
+        if index is None:
+            index = _DueIndex(self.state.clock)
         queue = self.state.pending.get(instance_key) or []
+        if before is False:
+            before = queue[0][_TIME] + self._grace_ms if queue else None
         while queue:
             call = _call_from_json(queue[0])
             credential = self.state.credentials.get(call.access_key_id)
@@ -183,21 +263,21 @@ class Detector:
                 self._judge(call, credential, changed)
             else:
                 self._judge_unissued(call, changed)
-        index = self.state.clock.get(PENDING_INDEX) or {}
         if queue:
             self.state.pending[instance_key] = queue
-            index[instance_key] = queue[0][_TIME] + self._grace_ms
+            index.move(instance_key, before, queue[0][_TIME] + self._grace_ms)
         else:
             if instance_key in self.state.pending:
                 del self.state.pending[instance_key]
-            index.pop(instance_key, None)
-        self.state.clock[PENDING_INDEX] = index
+            index.move(instance_key, before, None)
+        if own_index:
+            index.save()
 
     def _release_due(self, watermark: int | None, changed: list[str]) -> None:
-        index = self.state.clock.get(PENDING_INDEX) or {}
-        due = sorted((at, key) for key, at in index.items() if watermark is None or at <= watermark)
-        for _, instance_key in due:
-            self._drain(instance_key, watermark, changed)
+        index = _DueIndex(self.state.clock)
+        for at, instance_key in index.due(watermark):
+            self._drain(instance_key, watermark, changed, index, before=at)
+        index.save()
 
     def _judge_unissued(self, call: ApiCall, changed: list[str]) -> None:
         """No issuance seen: only the delivery marker makes a session instance credentials."""

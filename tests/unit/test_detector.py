@@ -192,3 +192,56 @@ def test_same_events_in_another_order_give_the_same_findings(aws):
     forward.flush()
     backward.flush()
     assert forward.findings() == backward.findings()
+
+
+class WriteLog(dict):
+    """A dict that notes the size of each value written, as a table's changelog would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[int] = []
+
+    def __setitem__(self, key, value) -> None:
+        import json
+
+        self.written.append(len(json.dumps(value)))
+        super().__setitem__(key, value)
+
+
+def test_a_call_waiting_writes_little_however_many_instances_wait(aws):
+    from streams.core.detector import DetectorState
+
+    clock = WriteLog()
+    d = Detector(parse_config({"finding_update_interval_seconds": 0}), aws,
+                 DetectorState(clock=clock))
+    for n in range(2000):  # 2,000 instances with calls waiting for their keys' issuance
+        at = T0 + n * 100
+        d.observe(call(at, ATTACKER, key=f"ASIAWAIT{n:012d}", instance=f"i-{n:017x}",
+                       delivery=None))
+    assert len(d.state.pending) > 1500
+    # Each write is a bucket of a second of due times (ten instances here) or the list of
+    # seconds held, never an index of all who wait (100 KB here).
+    assert max(clock.written) < 5_000
+    clock.written.clear()
+    d.observe(call(T0 + 2000 * 100, ATTACKER, key="ASIAWAITLAST00000000", instance="i-" + "f" * 17,
+                   delivery=None))
+    assert sum(clock.written) < 10_000
+    # And they are all released once their grace has passed, in order.
+    changed = d.observe(issuance(at=T0 + 60 * MINUTE, key="ASIANEW0000000000000"))
+    assert changed == [] and not d.state.pending
+    assert d.counters.calls_dropped_not_instance == 2001
+    assert not [k for k in clock if k.startswith("pending_due/")]
+
+
+def test_a_pending_index_written_by_an_older_version_is_taken_over(aws):
+    d = detector(aws)
+    d.observe(call(T0 + MINUTE, ATTACKER, delivery="2.0"))
+    index = {}
+    for key in [k for k in d.state.clock if k.startswith("pending_due/")]:
+        index.update(d.state.clock.pop(key))
+    d.state.clock.pop("pending_buckets")
+    d.state.clock["pending_index"] = index  # as the first release kept it
+    changed = d.observe(call(T0 + 10 * MINUTE, "10.0.0.1", key="ASIAOTHER00000000000",
+                             instance="i-0fedcba9876543210"))
+    assert len(changed) == 1  # the old call, due, judged from the index it was in
+    assert "pending_index" not in d.state.clock
