@@ -136,7 +136,8 @@ def check_recovered(deployment: harness.Deployment, count: int, seed: int) -> bo
     with harness.FindingWatcher(deployment) as watcher:
         time.sleep(1.0)
         harness.produce_all(deployment.settings, deployment.settings.topic_input,
-                            [(c.instance_id.encode(), _sized(ids.rng, ids, record), None, 0)])
+                            [harness.Message(c.instance_id.encode(),
+                                             _sized(ids.rng, ids, record), None, 0)])
         try:
             harness.wait_until(lambda: c.key in watcher.arrivals, timeout=60,
                                what="finding for a recovered credential")
@@ -171,7 +172,7 @@ def fed(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dict[st
         start = time.monotonic()
         harness.produce_all(
             deployment.settings, deployment.settings.topic_input,
-            ((key, value, None, 0) for key, value in issuances(count, seed=seed)))
+            (harness.Message(key, value, None, 0) for key, value in issuances(count, seed=seed)))
         harness.wait_until(
             lambda: worker.metrics().get("exfilguard_detector_issuances", 0) >= count,
             timeout=max(1200, count / 50), every=1.0, what=f"{count} issuances tracked")
