@@ -21,6 +21,7 @@ import faust
 from faust.types import EventT
 
 from streams.app import metrics
+from streams.app.restore import bulk_restoring_tables
 from streams.avro import encode_finding
 from streams.cli.common import enricher_for
 from streams.config import Loaded, load_aws_ranges
@@ -68,6 +69,7 @@ def create_app(loaded: Loaded) -> faust.App:
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(kafka),
         store="rocksdb://",
+        TableManager=bulk_restoring_tables(kafka.confluent(), kafka.bulk_restore_min_messages),
         datadir=kafka.data_dir,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
