@@ -77,10 +77,13 @@ def test_updates_are_held_for_the_interval_and_flushed_on_shutdown(deployment, t
 
 @pytest.mark.parametrize("restart_on", [
     "its own disk",
-    pytest.param("an empty disk", marks=pytest.mark.xfail(
-        strict=False, reason="known, open: after a crash, a worker restarted with no local "
-        "state sometimes recovers its tables but then consumes nothing (seen in faust-streaming "
-        "0.15.3 recovery); the StatefulSet keeps each pod's disk, the case that passes")),
+    "an empty disk",  # the tables come back through the bulk restore (streams/app/restore.py)
+    pytest.param("an empty disk, no bulk restore", marks=pytest.mark.xfail(
+        strict=False, reason="known, open, in Faust 0.15.3 / aiokafka 0.14: when Faust's own "
+        "recovery ends, its set of active partitions is briefly empty, which aiokafka reads as "
+        "'all', so input records fetched during recovery are handed over and dropped; a "
+        "partition with no committed offset yet is not sought back, and the worker consumes "
+        "nothing more. The bulk restore (on by default) leaves Faust nothing to recover")),
 ])
 def test_a_killed_worker_loses_nothing_and_counts_nothing_twice(deployment, tmp_path,
                                                                 restart_on):
@@ -97,6 +100,8 @@ def test_a_killed_worker_loses_nothing_and_counts_nothing_twice(deployment, tmp_
     worker.wait()
     rest = d.exfilguard("forward", write(tmp_path / "b.jsonl", records[250:]))
     assert rest.returncode == 0
+    if restart_on.endswith("no bulk restore"):
+        d.env["EXFILGUARD_BULK_RESTORE_MIN_MESSAGES"] = "0"
     d.start_worker("w0" if restart_on == "its own disk" else "w1", config=str(config))
     expected = {("45.33.32.156", 400), ("185.220.101.1", 100)}
     deadline = time.monotonic() + 90
