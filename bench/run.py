@@ -487,7 +487,8 @@ def scaling_phase(broker: harness.Broker, files: list[Path]) -> dict[str, Any]:
         finally:
             deployment.close()
     return {
-        "events": len(messages),
+        "events": sum(map(harness.records_in, messages)),
+        "messages": len(messages),
         "workers_1_events_per_s": results[1]["events_per_s"],
         "workers_2_events_per_s": results[2]["events_per_s"],
         "speedup": (round(results[2]["events_per_s"] / results[1]["events_per_s"], 2)
