@@ -18,6 +18,9 @@ from streams.inputs import check_sources, iter_items
 from streams.kafka_admin import ensure_topics, metadata
 from streams.routing import BATCH_RECORDS
 
+FOLLOW_DAYS = 2  # streams.aws.s3_follow's, without importing confluent-kafka at parse time
+OBJECTS_PER_TRANSACTION = 100
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -33,12 +36,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with s3:// sources: keep polling for new objects")
     parser.add_argument("--poll-seconds", type=float, default=60.0,
                         help="with --follow: seconds between listings (default 60)")
+    parser.add_argument("--follow-days", type=int, default=FOLLOW_DAYS, metavar="N",
+                        help="with --follow: the newest N day folders of each region are "
+                             f"listed again at every poll (default {FOLLOW_DAYS})")
+    parser.add_argument("--cursor-topic", metavar="T",
+                        help="with --follow: compacted topic of the per-folder cursors "
+                             "(default APP_ID-forwarder-cursors)")
+    parser.add_argument("--objects-per-transaction", type=int,
+                        default=OBJECTS_PER_TRANSACTION, metavar="N",
+                        help="with --follow: objects whose records and cursors are committed "
+                             f"together (default {OBJECTS_PER_TRANSACTION})")
+    parser.add_argument("--sqs-queue-url", metavar="URL",
+                        help="read the objects S3 event notifications on this SQS queue name "
+                             "(directly, through SNS or EventBridge) instead of sources")
     parser.add_argument("--batch-records", type=_batch_records, default=None,
                         metavar="N",
                         help="records per message, one per line (default "
                              f"{BATCH_RECORDS}); 1 sends one keyed message per record")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("sources", nargs="+", metavar="PATH|s3://bucket/prefix")
+    parser.add_argument("sources", nargs="*", metavar="PATH|s3://bucket/prefix")
     parser.set_defaults(run=run)
 
 
@@ -57,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
     loaded = loaded_config(args)
     settings = loaded.kafka
     topic = args.topic or settings.topic_input
+    if args.sqs_queue_url and (args.sources or args.follow):
+        raise UserError("--sqs-queue-url reads the objects the queue names: give no sources "
+                        "and no --follow")
+    if not args.sqs_queue_url and not args.sources:
+        raise UserError("give files, directories or s3:// prefixes, or --sqs-queue-url")
+    if args.follow_days < 1 or args.objects_per_transaction < 1:
+        raise UserError("--follow-days and --objects-per-transaction must be at least 1")
     check_sources(args.sources)
     if args.follow and not all(s.startswith("s3://") for s in args.sources):
         raise UserError("--follow works with s3:// sources only")
@@ -74,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
         progress = tqdm(unit=" records", file=sys.stderr, mininterval=0.5)
     failed = 0
     try:
-        if args.follow:
-            failed = _follow(args, settings, topic, partitions, progress)
+        if args.sqs_queue_url:
+            failed = _queue(args, settings, topic, partitions)
+        elif args.follow:
+            failed = _follow(args, settings, topic, partitions)
         else:
             failed = _once(iter_items(args.sources, s3_reader()), settings, topic, partitions,
                            progress, args)
@@ -102,25 +127,100 @@ def _once(items, settings, topic, partitions, progress, args) -> int:
     return stats.failed
 
 
-def _follow(args, settings, topic, partitions, progress) -> int:
-    from streams.aws.s3 import list_keys, parse_url, read_object, s3_client
+def _stopper():
+    """SIGTERM and SIGINT end the loop between two units of work, never inside one."""
+    import signal
 
+    stopping = []
+
+    def stop(signum, frame) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return lambda: bool(stopping)
+
+
+def _batch(args) -> int:
+    return args.batch_records if args.batch_records is not None else BATCH_RECORDS
+
+
+def _queue(args, settings, topic, partitions) -> int:
+    from streams.aws.s3 import s3_client
+    from streams.aws.sqs import run_queue, sqs_client
+
+    stopped = _stopper()
+    totals = run_queue(s3_client(), sqs_client(args.sqs_queue_url), args.sqs_queue_url,
+                       settings, topic, partitions, _batch(args), stopped, note,
+                       wait_seconds=max(0, min(20, int(args.poll_seconds))))
+    note("forward", f"stopped: {totals.messages} messages, {totals.objects} objects, "
+         f"{totals.records} records, {totals.poison} poison, {totals.digests} digests skipped")
+    return 0
+
+
+def _follow(args, settings, topic, partitions) -> int:
+    from streams.aws.s3 import s3_client
+    from streams.aws.s3_follow import (
+        KafkaFollower,
+        cursor_topic_name,
+        new_objects,
+        transactional_id,
+    )
+    from streams.kafka_admin import admin
+
+    stopped = _stopper()
     client = s3_client()
-    last_key = {source: "" for source in args.sources}
-    while True:
+    follower = KafkaFollower(settings, topic, partitions,
+                             transactional_id(settings, args.sources),
+                             args.cursor_topic or cursor_topic_name(settings), _batch(args))
+    follower.ensure_cursor_topic(admin(settings))
+    cursors = follower.load()
+    note("forward", f"following {len(args.sources)} prefix(es) from {len(cursors.seen)} "
+         f"folder cursors in {follower.cursor_topic}")
+    digests: set[str] = set()
+
+    def digest(folder: str) -> None:
+        if folder not in digests:
+            digests.add(folder)
+            note("forward", f"skipping {folder} (CloudTrail's integrity digests, no events)")
+
+    while not stopped():
+        chunk: list = []
+        count = 0
         for source in args.sources:
-            bucket, prefix = parse_url(source)
-            keys = list(list_keys(client, bucket, prefix, last_key[source]))
-            if not keys:
-                continue
-            from streams.inputs import split_document
+            for found in new_objects(client, source, cursors, args.follow_days, digest):
+                keys = list(found.keys)
+                while keys:
+                    room = args.objects_per_transaction - count
+                    chunk.append((found, keys[:room]))
+                    count += len(keys[:room])
+                    keys = keys[room:]
+                    if count >= args.objects_per_transaction:
+                        if _commit(follower, client, chunk, cursors):
+                            return 1
+                        chunk, count = [], 0
+                        if stopped():
+                            return 0
+        if chunk and _commit(follower, client, chunk, cursors):
+            return 1
+        deadline = time.monotonic() + args.poll_seconds
+        while not stopped() and time.monotonic() < deadline:
+            time.sleep(min(0.2, args.poll_seconds))
+    return 0
 
-            def items(keys=keys, bucket=bucket):
-                for key in keys:
-                    yield from split_document(read_object(client, bucket, key),
-                                              f"s3://{bucket}/{key}")
 
-            if _once(items(), settings, topic, partitions, progress, args):
-                return 1  # stop at a delivery failure: the next run resumes from last_key
-            last_key[source] = keys[-1]
-        time.sleep(args.poll_seconds)
+def _commit(follower, client, chunk, cursors) -> int:
+    try:
+        stats = follower.forward(client, chunk, cursors)
+    except UserError as exc:
+        if "Kafka transaction" in str(exc):
+            raise
+        note("forward", f"{exc}; the transaction was aborted, the next poll retries")
+        return 0
+    objects = sum(len(keys) for _, keys in chunk)
+    for line in stats.skipped:
+        note("forward", f"skipped {line}")
+    note("forward", f"{objects} objects, {stats.records} records, {stats.messages} messages "
+         f"committed" if not stats.failed else
+         f"{objects} objects not committed: {stats.first_failure}; the next poll retries")
+    return 0  # a failed transaction is aborted whole: the cursors did not move, retry next poll
