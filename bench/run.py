@@ -329,9 +329,9 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
                                  c.role_id)
         issued.append(harness.Message(c.instance_id.encode(), _sized(ids.rng, ids, record), None,
                                       int(event_time * 1000)))
-    before = worker.metrics().get("exfilguard_detector_issuances", 0)
+    before = worker.metrics().get("exfilguard_issuances_total", 0)
     harness.produce_all(settings, topic, issued)
-    harness.wait_until(lambda: worker.metrics().get("exfilguard_detector_issuances", 0)
+    harness.wait_until(lambda: worker.metrics().get("exfilguard_issuances_total", 0)
                        >= before + len(creds), timeout=120, what="injected issuances")
     client = harness.producer(settings)
     produced_at: dict[str, float] = {}

@@ -174,7 +174,7 @@ def fed(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dict[st
             deployment.settings, deployment.settings.topic_input,
             (harness.Message(key, value, None, 0) for key, value in issuances(count, seed=seed)))
         harness.wait_until(
-            lambda: worker.metrics().get("exfilguard_detector_issuances", 0) >= count,
+            lambda: worker.metrics().get("exfilguard_issuances_total", 0) >= count,
             timeout=max(1200, count / 50), every=1.0, what=f"{count} issuances tracked")
         load_s = time.monotonic() - start
         time.sleep(5)  # RocksDB writes and changelog sends settle

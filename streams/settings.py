@@ -45,6 +45,13 @@ class KafkaSettings:
     # a few µs a message, against ~100 µs through Faust's recovery, and ~0.1 s for a small
     # backlog (see streams/app/restore.py). 0 leaves every recovery to Faust.
     bulk_restore_min_messages: int = 1
+    # /readyz turns false once no bootstrap server has accepted a connection for this long.
+    broker_unready_seconds: int = 30
+    broker_probe_seconds: int = 5
+    # Repeated client warnings and errors: one line each per this many seconds, the rest counted.
+    log_repeat_seconds: int = 60
+    # The worker warns at start when AWS's ip-ranges snapshot is older than this.
+    ip_ranges_warn_days: int = 30
 
     def confluent(self) -> dict[str, Any]:
         """librdkafka properties for confluent-kafka clients."""
@@ -68,7 +75,8 @@ class KafkaSettings:
 
 ENV_PREFIX = "EXFILGUARD_"
 _INT_FIELDS = {"partitions", "replication_factor", "web_port", "input_retention_ms",
-               "bulk_restore_min_messages"}
+               "bulk_restore_min_messages", "broker_unready_seconds", "broker_probe_seconds",
+               "log_repeat_seconds", "ip_ranges_warn_days"}
 
 
 def env_name(field_name: str) -> str:

@@ -21,8 +21,10 @@ import faust
 from faust.types import EventT
 
 from streams.app import metrics
+from streams.app.broker_health import BrokerReachability, RepeatFilter, install_repeat_filter
 from streams.app.restore import bulk_restoring_tables
 from streams.avro import encode_finding
+from streams.aws.ipranges import snapshot_age_seconds
 from streams.cli.common import enricher_for
 from streams.config import Loaded, load_aws_ranges
 from streams.core.detector import Detector, DetectorState
@@ -32,6 +34,7 @@ from streams.routing import (
     BATCH_HEADER,
     NETWORK_ONLY_HEADER,
     copies_on,
+    partitions_of,
     route_of_event,
 )
 from streams.settings import KafkaSettings
@@ -112,23 +115,39 @@ def create_app(loaded: Loaded) -> faust.App:
         seen=table("offending_event_ids", "event id → seen, so an offending call counts once"),
     )
     aws = load_aws_ranges(detection)
+    ranges_age = snapshot_age_seconds(aws.create_date)
+    if ranges_age is not None and ranges_age > kafka.ip_ranges_warn_days * 86400:
+        log.warning("the AWS ip-ranges snapshot (createDate %s) is %.0f days old: addresses AWS "
+                    "added since are judged outside AWS; run `exfilguard ip-ranges update`",
+                    aws.create_date, ranges_age / 86400)
+    # Wall-clock time, for the metrics only: the newest eventTime seen, in ms.
+    newest_event_ms = [0]
+    repeats = RepeatFilter(kafka.log_repeat_seconds)
+    reachability = BrokerReachability(kafka.bootstrap_servers, kafka.broker_unready_seconds,
+                                      kafka.log_repeat_seconds, repeats)
     detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
     interval = detection.finding_update_interval_seconds
     last_sent: dict[str, tuple[float, int]] = {}  # finding id → (monotonic time, severity)
     # Updates held back by the interval, as the bytes to send: publishable after the tables
     # are gone (shutdown revokes the partitions first).
     unsent: dict[str, bytes] = {}
+    kinds: dict[str, str] = {}  # finding id → OutsideAWS / InsideAWS, for the metric's label
+
+    def kind_of(rendered: dict) -> None:
+        kinds[rendered["id"]] = rendered["type"].rsplit(".", 1)[-1]
 
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
         await findings_topic.send(key=finding_id.encode(), value=payload)
         last_sent[finding_id] = (time.monotonic(), severity)
         unsent.pop(finding_id, None)
-        metrics.inc("exfilguard_findings_emitted_total")
+        metrics.inc("exfilguard_findings_emitted_total", type=kinds.get(finding_id, "unknown"),
+                    severity=str(severity))
 
     async def publish(changed: list[str]) -> None:
         now = time.monotonic()
         for finding_id in changed:
             rendered = detector.render(finding_id)
+            kind_of(rendered)
             payload = encode_finding(rendered)
             previous = last_sent.get(finding_id)
             if (previous is None or interval == 0 or now - previous[0] >= interval
@@ -139,7 +158,7 @@ def create_app(loaded: Loaded) -> faust.App:
 
     async def dead_letter(event: EventT, reason: str, line: int | None = None,
                           value: bytes | None = None) -> None:
-        metrics.inc("exfilguard_records_dead_lettered_total")
+        metrics.inc("exfilguard_records_dead_lettered_total", reason=reason.split(":", 1)[0])
         message = event.message
         source = f"{message.topic}/{message.partition}/{message.offset}"
         headers = {
@@ -156,11 +175,17 @@ def create_app(loaded: Loaded) -> faust.App:
         second agent, on this partition, as the copies one-per-record forwarding makes."""
         parsed, record = decode_record(raw)
         if parsed is None:
+            metrics.inc("exfilguard_records_total")
             return
-        metrics.inc("exfilguard_records_relevant_total")
         partition = event.message.partition
+        route = route_of_event(parsed, record)
+        if _counted_here(route, partition, partitions, batched, event.key,
+                         NETWORK_ONLY_HEADER in (event.headers or {})):
+            metrics.inc("exfilguard_records_total")
+            metrics.inc("exfilguard_records_relevant_total")
+        newest_event_ms[0] = max(newest_event_ms[0], parsed.event_time)
         if batched:
-            copies = copies_on(route_of_event(parsed, record), partition, partitions)
+            copies = copies_on(route, partition, partitions)
             if not copies:
                 raise Misrouted(f"belongs on another partition than {partition}: the topic's "
                                 f"partition count is not kafka.partitions ({partitions})")
@@ -179,6 +204,8 @@ def create_app(loaded: Loaded) -> faust.App:
         is one record, or a batch of records one per line (``exfilguard forward``)."""
         async for event in stream.events():
             value = event.value
+            if event.message.timestamp:  # the forwarder's: the earliest eventTime it carries
+                newest_event_ms[0] = max(newest_event_ms[0], int(event.message.timestamp))
             if not isinstance(value, bytes | bytearray) or not value:
                 metrics.inc("exfilguard_records_total")
                 await dead_letter(event, "malformed: empty record (no message value)")
@@ -189,13 +216,14 @@ def create_app(loaded: Loaded) -> faust.App:
             for number, raw in enumerate(lines, start=1):
                 if batched and not raw.strip():
                     continue
-                metrics.inc("exfilguard_records_total")
                 line = number if batched else None
                 try:
                     await track(event, raw, batched)
                 except (MalformedRecord, Misrouted) as exc:
+                    metrics.inc("exfilguard_records_total")
                     await dead_letter(event, f"malformed: {exc}", line, raw)
                 except Exception as exc:  # never let one record stop the worker
+                    metrics.inc("exfilguard_records_total")
                     log.error("record %s/%s/%s%s failed:\n%s", event.message.topic,
                               event.message.partition, event.message.offset,
                               f"#{line}" if line else "", traceback.format_exc())
@@ -237,6 +265,7 @@ def create_app(loaded: Loaded) -> faust.App:
         for finding_id in list(state.findings.keys()):
             if finding_id not in last_sent and finding_id in state.findings:
                 rendered = detector.render(finding_id)
+                kind_of(rendered)
                 await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
 
     @app.on_before_shutdown.connect
@@ -250,19 +279,84 @@ def create_app(loaded: Loaded) -> faust.App:
     async def livez(web: Any, request: Any) -> Any:
         return web.json({"status": "alive"})
 
+    @app.timer(interval=float(kafka.broker_probe_seconds))
+    async def probe_broker() -> None:
+        if not getattr(repeats, "installed", False):
+            install_repeat_filter(repeats)  # Faust's worker has set up its log handlers now
+            repeats.installed = True
+        reachability.observe(await reachability.probe())
+
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         recovery = app.tables.recovery
-        ready = recovery.completed.is_set() and not app.rebalancing
-        return web.json({"ready": ready}, status=200 if ready else 503)
+        conditions = {
+            "tables_recovered": recovery.completed.is_set() and not app.rebalancing,
+            "broker_reachable": reachability.ready(),
+        }
+        ready = all(conditions.values())
+        return web.json({"ready": ready, **conditions}, status=200 if ready else 503)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        extra = {"exfilguard_findings_unsent": float(len(unsent))}
-        for name, value in vars(detector.counters).items():
-            extra[f"exfilguard_detector_{name}"] = float(value)
-        return web.text(metrics.render_prometheus(extra),
+        counters = detector.counters
+        for name, value in (("exfilguard_issuances_total", counters.issuances),
+                            ("exfilguard_calls_dropped_not_instance_total",
+                             counters.calls_dropped_not_instance),
+                            ("exfilguard_network_changes_total", counters.network_changes)):
+            metrics.COUNTERS[(name, ())] = value
+        gauges = [metrics.Gauge("exfilguard_findings_unsent",
+                                "finding updates held back by finding_update_interval_seconds"
+                                ).set(len(unsent)),
+                  _lag_gauge(app, kafka.topic_input)]
+        if newest_event_ms[0]:
+            gauges.append(metrics.Gauge(
+                "exfilguard_event_time_lag_seconds",
+                "wall-clock time now minus the newest eventTime seen: is CloudTrail flowing?",
+            ).set(round(time.time() - newest_event_ms[0] / 1000, 3)))
+        if ranges_age is not None:
+            gauges.append(metrics.Gauge(
+                "exfilguard_ip_ranges_age_seconds",
+                "age of the AWS ip-ranges snapshot in use (its createDate)",
+            ).set(round(snapshot_age_seconds(aws.create_date) or 0.0)))
+        gauges.append(metrics.Gauge("exfilguard_broker_reachable",
+                                    "1 while a bootstrap server accepts connections"
+                                    ).set(1 if reachability.ready() else 0))
+        return web.text(metrics.render_prometheus(gauges),
                         content_type="text/plain; version=0.0.4")
 
     app.exfilguard = {"detector": detector, "state": state}  # for tests and introspection
     return app
+
+
+def _counted_here(route: Any, partition: int, partitions: int, batched: bool,
+                  key: bytes | None, network_only: bool) -> bool:
+    """Whether this copy of a record is the one that counts: a record sent to several
+    partitions (address changes to all, lifecycle events to each instance's) counts once."""
+    if batched:
+        targets = partitions_of(route, partitions)
+        return not targets or partition == min(targets)
+    if network_only:
+        return False
+    if route.broadcast:
+        return partition == 0
+    return key == route.keys[0]
+
+
+def _lag_gauge(app: faust.App, topic: str) -> metrics.Gauge:
+    """Per assigned input partition: the high watermark minus the next offset to read."""
+    gauge = metrics.Gauge("exfilguard_consumer_lag",
+                          "messages of the input topic not yet read, per assigned partition")
+    consumer = app.consumer
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # no consumer yet (starting, rebalancing): no series
+        return gauge
+    read = getattr(consumer, "_read_offset", {})
+    for tp in sorted(tp for tp in assigned if tp.topic == topic):
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        position = read.get(tp)
+        next_offset = position + 1 if position is not None else 0
+        gauge.set(max(0, highwater - next_offset), topic=tp.topic, partition=str(tp.partition))
+    return gauge

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -43,6 +44,22 @@ class RangesInfo:
         return (f"createDate {self.create_date}, syncToken {self.sync_token}: "
                 f"{self.ipv4_prefixes} IPv4 and {self.ipv6_prefixes} IPv6 prefixes, "
                 f"{self.regions} regions, {self.services} services")
+
+
+def snapshot_age_seconds(create_date: str, now: float | None = None) -> float | None:
+    """Seconds since a ``createDate`` (YYYY-MM-DD-hh-mm-ss, UTC); None when it is not one."""
+    from datetime import UTC, datetime
+
+    try:
+        created = datetime.strptime(create_date, "%Y-%m-%d-%H-%M-%S").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+    return (now if now is not None else time.time()) - created.timestamp()
+
+
+def age_text(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days:.0f} days old" if days >= 1 else f"{seconds / 3600:.1f} hours old"
 
 
 def snapshot_path() -> Path:

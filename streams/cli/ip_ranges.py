@@ -8,10 +8,12 @@ from pathlib import Path
 from streams.aws.ipranges import (
     DEFAULT_TIMEOUT_S,
     DEFAULT_URL,
+    age_text,
     check,
     current_info,
     download,
     read_info,
+    snapshot_age_seconds,
     snapshot_path,
     write_atomically,
 )
@@ -86,5 +88,7 @@ def run_show(args: argparse.Namespace) -> int:
         info = read_info(path)
     except BadIpRanges as exc:
         raise UserError(str(exc)) from None
-    print(f"{path}{label}: {info.summary()}")
+    age = snapshot_age_seconds(info.create_date)
+    aged = f", {age_text(age)}" if age is not None else ""
+    print(f"{path}{label}: {info.summary()}{aged}")
     return 0

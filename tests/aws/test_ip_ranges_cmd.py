@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,12 @@ def test_without_output_it_replaces_the_package_snapshot(site, current, monkeypa
 def test_show_describes_the_snapshot_a_file_or_the_configs(site, current, tmp_path):
     result = run("show")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (
+    line, age = result.stdout.rsplit(", ", 1)
+    created = datetime.strptime(SNAPSHOT["createDate"], "%Y-%m-%d-%H-%M-%S").replace(tzinfo=UTC)
+    days = (datetime.now(UTC) - created).total_seconds() / 86400
+    # The age is now minus createDate, in days (to the day: the test may cross a boundary).
+    assert age.endswith(" days old\n") and abs(int(age.split()[0]) - days) <= 1, age
+    assert line + "\n" == (
         f"{snapshot_path()} (the shipped snapshot): createDate {SNAPSHOT['createDate']}, "
         f"syncToken {SNAPSHOT['syncToken']}: {len(SNAPSHOT['prefixes'])} IPv4 and "
         f"{len(SNAPSHOT['ipv6_prefixes'])} IPv6 prefixes, "

@@ -102,8 +102,14 @@ class Deployment:
         with urllib.request.urlopen(f"http://127.0.0.1:{process.web_port}/metrics",
                                     timeout=5) as response:
             text = response.read().decode()
-        return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-                if line and not line.startswith("#")}
+        series = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                  for line in text.splitlines() if line and not line.startswith("#")}
+        # A labelled family's sum under its bare name too: name{reason="..."} → name.
+        for name, value in list(series.items()):
+            if "{" in name:
+                family = name.split("{", 1)[0]
+                series[family] = series.get(family, 0.0) + value
+        return series
 
     def stop_worker(self, process: subprocess.Popen, timeout: float = 60) -> int:
         if process.poll() is None:

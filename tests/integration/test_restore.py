@@ -55,7 +55,7 @@ def test_a_worker_on_an_empty_disk_restores_its_tables_in_bulk(deployment, tmp_p
     forwarded = d.exfilguard("forward", str(write_jsonl(tmp_path / "issuances.jsonl", records)))
     assert forwarded.returncode == 0, forwarded.stderr.decode()
     deadline = time.monotonic() + 60
-    while d.metrics(first).get("exfilguard_detector_issuances", 0) < len(records):
+    while d.metrics(first).get("exfilguard_issuances_total", 0) < len(records):
         assert time.monotonic() < deadline, "the first worker did not track every issuance"
         time.sleep(0.5)
     time.sleep(2)  # the last changelog messages are sent
