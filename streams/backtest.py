@@ -368,6 +368,9 @@ def text_report(result: Score, labels: Labels, comparison: Comparison | None = N
     lines.append("")
     lines.append(f"time to detect (event time, true positives): median "
                  f"{fmt_seconds(ttd['median'])}, max {fmt_seconds(ttd['max'])}")
+    lines.append("  from the first offending call's eventTime to the event-time watermark when "
+                 "the finding was raised: the wait for late issuances; CloudTrail's delivery "
+                 "delay and the stream's own are in detectedAt of streamed findings")
     for d in result.detections:
         lines.append(f"  {d.status:<8} {short_type(d.finding_type)} {d.access_key} "
                      f"{format_time(d.first_ms)} -> {format_time(d.detected_ms)} "

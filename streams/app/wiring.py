@@ -29,6 +29,7 @@ from streams.cli.common import enricher_for
 from streams.config import Loaded, load_aws_ranges
 from streams.core.detector import Detector, DetectorState
 from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
+from streams.core.times import format_time
 from streams.routing import (
     BATCH_FORMAT,
     BATCH_HEADER,
@@ -114,6 +115,8 @@ def create_app(loaded: Loaded) -> faust.App:
         clock=table("partition_clock", "event-time watermark and indexes, per partition"),
         seen=table("offending_event_ids", "event id → seen, so an offending call counts once"),
     )
+    # Wall-clock, outside the core: when this job first emitted each finding (epoch ms).
+    first_emitted = table("finding_first_emitted", "finding id → wall-clock ms first emitted")
     aws = load_aws_ranges(detection)
     ranges_age = snapshot_age_seconds(aws.create_date)
     if ranges_age is not None and ranges_age > kafka.ip_ranges_warn_days * 86400:
@@ -136,6 +139,18 @@ def create_app(loaded: Loaded) -> faust.App:
     def kind_of(rendered: dict) -> None:
         kinds[rendered["id"]] = rendered["type"].rsplit(".", 1)[-1]
 
+    def stamp(rendered: dict, in_event: bool = True) -> dict:
+        """``service.additionalInfo.detectedAt``: the first emission's wall-clock time, kept
+        in a table so updates and a restarted worker repeat it."""
+        finding_id = rendered["id"]
+        first = first_emitted.get(finding_id)
+        if first is None:
+            first = int(time.time() * 1000)
+            if in_event:  # a table is written only while a record is being processed
+                first_emitted[finding_id] = first
+        rendered["service"]["additionalInfo"] = {"detectedAt": format_time(first)}
+        return rendered
+
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
         await findings_topic.send(key=finding_id.encode(), value=payload)
         last_sent[finding_id] = (time.monotonic(), severity)
@@ -146,7 +161,7 @@ def create_app(loaded: Loaded) -> faust.App:
     async def publish(changed: list[str]) -> None:
         now = time.monotonic()
         for finding_id in changed:
-            rendered = detector.render(finding_id)
+            rendered = stamp(detector.render(finding_id))
             kind_of(rendered)
             payload = encode_finding(rendered)
             previous = last_sent.get(finding_id)
@@ -264,7 +279,7 @@ def create_app(loaded: Loaded) -> faust.App:
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
         for finding_id in list(state.findings.keys()):
             if finding_id not in last_sent and finding_id in state.findings:
-                rendered = detector.render(finding_id)
+                rendered = stamp(detector.render(finding_id), in_event=False)
                 kind_of(rendered)
                 await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
 

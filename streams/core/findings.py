@@ -182,6 +182,8 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
             "eventLastSeen": format_time(aggregate["last_ms"]),
             "archived": suppression is not None,
             "resourceRole": "TARGET",
+            # Wall-clock time the stream first emitted it: stamped at the edge, never here.
+            "additionalInfo": {"detectedAt": None},
         },
         "evidence": {
             "rule": aggregate["rule"],

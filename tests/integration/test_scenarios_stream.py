@@ -7,11 +7,10 @@ one file in event-time order, as a live CloudTrail stream would deliver them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from test_pipeline import read_findings
+from test_pipeline import as_detect_gives, read_findings
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 ACCOUNT = b"111122223333"
@@ -54,10 +53,9 @@ def test_scenarios_in_the_stream_match_detect_byte_for_byte(deployment, tmp_path
     findings = read_findings(d, len(expected))
     # The stream publishes each change; the latest version of each finding must equal detect's.
     deadline_tries = 10
-    streamed = sorted(json.dumps(f, sort_keys=True, separators=(",", ":")).encode()
-                      for f in findings)
+    streamed = sorted(as_detect_gives(f) for f in findings)
     while streamed != expected and deadline_tries:
         deadline_tries -= 1
-        streamed = sorted(json.dumps(f, sort_keys=True, separators=(",", ":")).encode()
+        streamed = sorted(as_detect_gives(f)
                           for f in read_findings(d, len(expected), timeout=10))
     assert streamed == expected
