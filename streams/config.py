@@ -58,7 +58,13 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
         detection = parse_config(document)
     except ConfigError as exc:
         raise UserError(f"config {path}: {exc}") from None
-    kafka = load_kafka_settings(kafka_section, environ)
+    try:
+        kafka = load_kafka_settings(kafka_section, environ)
+    except UserError as exc:
+        message = str(exc)
+        if path and message.startswith("config: "):  # name the file the typo is in
+            message = f"config {path}: " + message[len("config: "):]
+        raise UserError(message, exc.exit_code) from None
     return Loaded(path, detection, kafka)
 
 

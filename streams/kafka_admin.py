@@ -33,6 +33,19 @@ class _Quiet:
         return self.log
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _unreachable_hint(settings: KafkaSettings) -> str:
+    hosts = [s.strip().rpartition(":")[0] for s in settings.bootstrap_servers.split(",")]
+    if all(host in LOCAL_HOSTS for host in hosts):
+        return (f"start the local broker with `make kafka-up`, or set "
+                f"{env_name('bootstrap_servers')}")
+    return (f"check that the host names resolve (DNS) and the ports are open from here, and "
+            f"that {env_name('security_protocol')} ({settings.security_protocol}) matches the "
+            "listener (TLS, SASL)")
+
+
 def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
     errors: list = []
     client = admin(settings, errors)
@@ -51,9 +64,8 @@ def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
         ssl_errors = [e for e in errors if e.code() == KafkaError._SSL]
         detail = ssl_errors[0].str() if ssl_errors else exc.args[0].str()
         raise UserError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({detail}): start "
-            f"the local broker with `make kafka-up`, or set {env_name('bootstrap_servers')}",
-            exit_code=3) from None
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({detail}): "
+            f"{_unreachable_hint(settings)}", exit_code=3) from None
     if not meta.brokers:
         raise UserError(f"Kafka at {settings.bootstrap_servers} reports no brokers", exit_code=3)
     return meta

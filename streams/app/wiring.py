@@ -81,6 +81,7 @@ def create_app(loaded: Loaded) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         web_host=kafka.web_host,
+        web_bind=kafka.web_host,  # Faust binds 0.0.0.0 otherwise, whatever web_host says
         web_port=kafka.web_port,
         web_in_thread=False,
         table_standby_replicas=0,

@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     check_sources(args.paths)
     findings, stats, _ = detect(iter_items(args.paths, s3_reader()), loaded.detection,
                                 aws, enricher_for(loaded))
+    if stats.records == stats.bad:
+        first = f"; first: {stats.first_bad[0]}" if stats.first_bad else ""
+        raise UserError(f"{' '.join(args.paths)}: no CloudTrail records in it ({stats.records} "
+                        f"lines or objects read, none a JSON record{first}); give CloudTrail "
+                        "files (S3 delivery, JSON Lines, EventBridge)")
     payload = b"".join(json_line(f) for f in findings)
     if args.output:
         try:

@@ -30,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--latest-only", action="store_true",
                         help="print each finding id once, its latest version, at the end")
     parser.add_argument("--summary", action="store_true",
-                        help="one readable line per finding instead of JSON")
+                        help="one readable line per finding instead of JSON: the latest "
+                             "version of each, at the end (unless --all-versions)")
+    parser.add_argument("--all-versions", action="store_true",
+                        help="with --summary: a line for every version as it arrives")
     parser.add_argument("--group", help="consumer group (default: a new one, commits nothing)")
     parser.set_defaults(run=run)
 
@@ -49,7 +52,8 @@ def summary(finding: dict) -> str:
             f"{finding['resource']['instanceDetails']['instanceId']} key "
             f"{finding['resource']['accessKeyDetails']['accessKeyId']} used from {remote}, "
             f"{finding['service']['count']} call(s) {finding['service']['eventFirstSeen']} .. "
-            f"{finding['service']['eventLastSeen']} [{finding['evidence']['rule']}]")
+            f"{finding['service']['eventLastSeen']} [{finding['evidence']['rule']}] "
+            f"account {finding['accountId']} id {finding['id']}")
 
 
 def render_line(finding: dict, as_summary: bool) -> bytes:
@@ -71,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
     })
     consumer.subscribe([topic])
+    # Every version of a finding shares its id: a summary shows each finding once.
+    latest_only = args.latest_only or (args.summary and not args.all_versions)
     latest: dict[str, dict] = {}
     printed = bad = 0
     deadline = time.monotonic() + args.timeout
@@ -92,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                      f"{exc}")
                 continue
             deadline = time.monotonic() + args.timeout
-            if args.latest_only:
+            if latest_only:
                 latest[finding["id"]] = finding
             else:
                 out.write(render_line(finding, args.summary))

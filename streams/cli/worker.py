@@ -7,6 +7,7 @@ import logging
 import os
 
 from streams.cli.common import add_config_option, add_kafka_options, loaded_config
+from streams.errors import UserError
 from streams.kafka_admin import ensure_topics
 
 
@@ -21,6 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"web port {port} on {host} is taken ({exc.strerror}): another "
+                            f"worker? Set EXFILGUARD_WEB_PORT (kafka.web_port) to a free port"
+                            ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     # Validate everything a worker needs before Faust starts: Faust itself would retry a dead
     # broker forever and turn a config typo into a traceback.
@@ -29,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["EXFILGUARD_CONFIG"] = args.config
     if args.bootstrap_servers:
         os.environ["EXFILGUARD_BOOTSTRAP_SERVERS"] = args.bootstrap_servers
+    _check_port_free(loaded.kafka.web_host, loaded.kafka.web_port)
     ensure_topics(loaded.kafka)
     os.makedirs(loaded.kafka.data_dir, exist_ok=True)
     for noisy in ("aiokafka", "faust.transport.drivers.aiokafka"):

@@ -184,8 +184,12 @@ def _rule(rule: Any, where: str) -> SuppressionRule:
         raise ConfigError(
             f"{where} ({name}): give at least one criterion, or it archives everything")
     finding_type = rule.get("finding_type")
+    # The short name (OutsideAWS), as backtest labels take it, or GuardDuty's full type.
+    by_short = {t.rsplit(".", 1)[-1]: t for t in FINDING_TYPES}
+    finding_type = by_short.get(finding_type, finding_type)
     if finding_type is not None and finding_type not in FINDING_TYPES:
-        raise ConfigError(f"{where}.finding_type: {finding_type!r} is not one of {FINDING_TYPES}")
+        raise ConfigError(f"{where}.finding_type: {finding_type!r} is not one of "
+                          f"{', '.join(by_short)} or {', '.join(FINDING_TYPES)}")
     for key in ("role", "instance"):
         if key in rule and not isinstance(rule[key], str):
             raise ConfigError(f"{where}.{key}: expected a string, got {rule[key]!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.config import load_config
-from streams.core.config import ConfigError, parse_config
+from streams.core.config import OUTSIDE_AWS, ConfigError, parse_config
 from streams.errors import UserError
 
 
@@ -63,3 +63,9 @@ def test_environment_overrides_the_kafka_section(tmp_path):
 def test_sasl_needs_a_mechanism():
     with pytest.raises(UserError, match="sasl_mechanism"):
         load_config(None, environ={"EXFILGUARD_SECURITY_PROTOCOL": "SASL_SSL"})
+
+
+@pytest.mark.parametrize("given", ["OutsideAWS", OUTSIDE_AWS])
+def test_suppression_rules_take_the_short_or_the_full_finding_type(given):
+    config = parse_config({"suppression_rules": [{"name": "pentest", "finding_type": given}]})
+    assert config.suppression_rules[0].finding_type == OUTSIDE_AWS
