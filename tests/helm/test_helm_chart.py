@@ -569,3 +569,26 @@ def test_the_program_reads_the_default_environment(default_docs):
     assert (kafka.web_host, kafka.web_port) == ("0.0.0.0", 6066)
     assert (kafka.partitions, kafka.replication_factor) == (4, 3)
     assert kafka.bootstrap_servers == "kafka:9092"
+
+
+def test_forwarder_on_an_sqs_queue_runs_several_pods():
+    docs = render(set_values={"forwarder.enabled": "true", "forwarder.replicas": "3",
+                              "forwarder.sqsQueueUrl":
+                                  "https://sqs.us-east-1.amazonaws.com/111122223333/trail"})
+    dep = one(docs, "Deployment", "-forwarder")
+    assert dep["spec"]["replicas"] == 3 and "strategy" not in dep["spec"]
+    assert container(dep, "forwarder")["args"] == [
+        "forward", "--topic", "cloudtrail", "--sqs-queue-url",
+        "https://sqs.us-east-1.amazonaws.com/111122223333/trail", "--no-progress"]
+
+
+def test_ip_ranges_refresh_is_an_init_container_writing_the_configured_snapshot():
+    docs = render(set_values={"ipRanges.refresh.enabled": "true"})
+    worker = one(docs, "StatefulSet", "-worker")
+    [init] = worker["spec"]["template"]["spec"]["initContainers"]
+    assert init["name"] == "ip-ranges" and "exfilguard ip-ranges update" in init["args"][0]
+    assert init["args"][1] == "/var/lib/exfilguard/ip-ranges.json"
+    config = one(docs, "ConfigMap", "-config")
+    assert "aws_ip_ranges: /var/lib/exfilguard/ip-ranges.json" in config["data"]["config.yaml"]
+    assert "initContainers" not in one(render(), "StatefulSet", "-worker")["spec"]["template"][
+        "spec"]

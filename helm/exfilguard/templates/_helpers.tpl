@@ -58,9 +58,16 @@ app.kubernetes.io/part-of: exfilguard
 {{- define "exfilguard.tlsDir" -}}/etc/exfilguard/tls{{- end -}}
 {{- define "exfilguard.dataDir" -}}/var/lib/exfilguard{{- end -}}
 
+{{- define "exfilguard.ipRangesPath" -}}
+{{ include "exfilguard.dataDir" . }}/ip-ranges.json
+{{- end -}}
+
 {{/* The detection config file: the non-empty keys of .Values.config, as given. */}}
 {{- define "exfilguard.configYaml" -}}
 {{- $out := dict -}}
+{{- if and .Values.ipRanges.refresh.enabled (not .Values.config.aws_ip_ranges) -}}
+{{- $_ := set $out "aws_ip_ranges" (include "exfilguard.ipRangesPath" .) -}}
+{{- end -}}
 {{- range $key, $value := .Values.config -}}
 {{- if not (kindIs "invalid" $value) -}}
 {{- if or (kindIs "bool" $value) (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value) $value -}}
@@ -98,8 +105,11 @@ app.kubernetes.io/part-of: exfilguard
 {{- if ne (empty $k.tls.certKey) (empty $k.tls.keyKey) -}}
 {{- fail "kafka.tls.certKey and kafka.tls.keyKey go together: set both for mutual TLS, or neither" -}}
 {{- end -}}
-{{- if and .Values.forwarder.enabled (not .Values.forwarder.sources) -}}
-{{- fail "forwarder.enabled needs forwarder.sources (e.g. s3://bucket/prefix)" -}}
+{{- if and .Values.forwarder.enabled (not .Values.forwarder.sources) (not .Values.forwarder.sqsQueueUrl) -}}
+{{- fail "forwarder.enabled needs forwarder.sources (e.g. s3://bucket/prefix) or forwarder.sqsQueueUrl" -}}
+{{- end -}}
+{{- if and .Values.forwarder.sources .Values.forwarder.sqsQueueUrl -}}
+{{- fail "forwarder.sources and forwarder.sqsQueueUrl exclude each other: the queue names the objects" -}}
 {{- end -}}
 {{- if .Values.forwarder.enabled -}}
 {{- range .Values.forwarder.sources -}}
