@@ -17,7 +17,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if _app is None:
         from streams.app.wiring import create_app
-        from streams.config import load_config
+        from streams.config.loader import load_config
 
         _app = create_app(load_config())
     return _app

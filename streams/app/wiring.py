@@ -22,19 +22,20 @@ from faust.types import EventT
 
 from streams.app import metrics
 from streams.app.restore import bulk_restoring_tables
-from streams.avro import encode_finding
-from streams.cli.common import enricher_for
-from streams.config import Loaded, load_aws_ranges
+from streams.aws.ipranges import load_aws_ranges
+from streams.config.loader import Config
 from streams.core.detector import Detector, DetectorState
 from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
-from streams.routing import (
+from streams.geo import enricher_for
+from streams.kafka.codec import encode_finding
+from streams.kafka.routing import (
     BATCH_FORMAT,
     BATCH_HEADER,
     NETWORK_ONLY_HEADER,
     copies_on,
     route_of_event,
 )
-from streams.settings import KafkaSettings
+from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
@@ -61,7 +62,7 @@ def broker_credentials(settings: KafkaSettings) -> Any:
     return faust.SSLCredentials(context)
 
 
-def create_app(loaded: Loaded) -> faust.App:
+def create_app(loaded: Config) -> faust.App:
     kafka = loaded.kafka
     detection = loaded.detection
     app = faust.App(

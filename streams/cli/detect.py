@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from streams.aws.ipranges import load_aws_ranges
 from streams.cli.common import (
     add_config_option,
-    enricher_for,
     json_line,
     loaded_config,
     note,
     s3_reader,
 )
-from streams.config import load_aws_ranges
 from streams.errors import UserError
-from streams.inputs import check_sources, iter_items
-from streams.offline import detect
+from streams.geo import enricher_for
+from streams.offline.run import detect
+from streams.sources.files import check_sources, iter_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,21 +7,20 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from streams.aws.ipranges import load_aws_ranges
 from streams.cli.common import (
     add_config_option,
     add_kafka_options,
-    enricher_for,
     json_line,
     loaded_config,
     note,
     s3_reader,
 )
-from streams.config import Loaded, load_aws_ranges
+from streams.config.loader import Config
 from streams.core.records import Event
 from streams.errors import UserError
-from streams.inputs import check_sources, iter_items
-from streams.offline import RunStats
-from streams.replay import (
+from streams.geo import enricher_for
+from streams.offline.replay import (
     load_events,
     parse_range,
     produce_findings,
@@ -29,6 +28,8 @@ from streams.replay import (
     run_detection,
     write_lines,
 )
+from streams.offline.run import RunStats
+from streams.sources.files import check_sources, iter_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,13 +72,13 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
 
 
 
-def describe_source(args: argparse.Namespace, loaded: Loaded) -> str:
+def describe_source(args: argparse.Namespace, loaded: Config) -> str:
     window = parse_range(args.start, args.end)
     where = " ".join(args.paths) if args.paths else (args.topic or loaded.kafka.topic_input)
     return f"{where} {window.describe()}" if window.bounded else where
 
 
-def read_source(args: argparse.Namespace, loaded: Loaded, command: str,
+def read_source(args: argparse.Namespace, loaded: Config, command: str,
                 ) -> tuple[list[Event], RunStats]:
     """The events of the PATHs or of the topic range, sorted as ``detect`` sorts them."""
     window = parse_range(args.start, args.end)
@@ -118,7 +119,7 @@ def progress_bar(args: argparse.Namespace) -> Callable[[int], Any] | None:
     return make
 
 
-def check_output_topic(args: argparse.Namespace, loaded: Loaded) -> None:
+def check_output_topic(args: argparse.Namespace, loaded: Config) -> None:
     target = args.output_topic
     source = args.topic or (None if args.paths else loaded.kafka.topic_input)
     if target == source:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from streams.core.awsranges import AwsIpRanges
-from streams.core.config import INSIDE_AWS, OUTSIDE_AWS, DetectionConfig
 from streams.core.prefixes import parse_ip
 from streams.core.records import ApiCall, is_on_behalf
+from streams.core.settings import INSIDE_AWS, OUTSIDE_AWS, DetectionConfig
 
 
 class Severity(IntEnum):

@@ -15,9 +15,9 @@ from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
 from streams.core.classify import Addresses, classify
-from streams.core.config import DetectionConfig
 from streams.core.findings import IpEnricher, new_aggregate, render, update_aggregate
 from streams.core.records import ApiCall, Event, Issuance, NetworkChange
+from streams.core.settings import DetectionConfig
 from streams.core.times import MS_PER_S
 
 MAX_INSTANCE_ADDRESSES = 16  # learned per instance; the oldest goes first

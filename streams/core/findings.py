@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.core.classify import Verdict
-from streams.core.config import INSIDE_AWS, OUTSIDE_AWS, DetectionConfig, SuppressionRule
 from streams.core.prefixes import parse_ip
 from streams.core.records import ApiCall
+from streams.core.settings import INSIDE_AWS, OUTSIDE_AWS, DetectionConfig, SuppressionRule
 from streams.core.times import format_time
 
 SCHEMA_VERSION = "2.0"

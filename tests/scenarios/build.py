@@ -548,7 +548,7 @@ def pending_key_learning_order(t: Trail) -> None:
 
 def check_addresses() -> None:
     sys.path.insert(0, str(HERE.parent.parent))
-    from streams.core.awsranges import load_ip_ranges
+    from streams.aws.ipranges import load_ip_ranges
 
     ranges = load_ip_ranges()
     for address in AWS_ADDRESSES:

@@ -11,13 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from streams.backtest import compare, parse_labels, ratio, score
-from streams.config import load_aws_ranges, load_config
-from streams.core.config import INSIDE_AWS, OUTSIDE_AWS
+from streams.aws.ipranges import load_aws_ranges
+from streams.config.loader import load_config
+from streams.core.settings import INSIDE_AWS, OUTSIDE_AWS
 from streams.errors import UserError
-from streams.inputs import iter_items
-from streams.offline import RunStats
-from streams.replay import Folder, TimeRange, TopicStats, load_events, parse_range, run_detection
+from streams.offline.backtest import compare, parse_labels, ratio, score
+from streams.offline.replay import (
+    Folder,
+    TimeRange,
+    TopicStats,
+    load_events,
+    parse_range,
+    run_detection,
+)
+from streams.offline.run import RunStats
+from streams.sources.files import iter_items
 
 EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

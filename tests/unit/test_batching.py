@@ -12,16 +12,14 @@ import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from streams.core.records import MalformedRecord, decode_record, may_matter
-from streams.forwarder import (
+from streams.kafka.forwarder import (
     BATCH_BYTES,
     ForwardStats,
     Message,
     messages,
     sorted_batches,
 )
-from streams.inputs import Record, iter_items
-from streams.replay import Folder, TimeRange, TopicStats
-from streams.routing import (
+from streams.kafka.routing import (
     BATCH_FORMAT,
     BATCH_HEADER,
     BATCH_SPAN_MS,
@@ -31,6 +29,8 @@ from streams.routing import (
     partition_for,
     route_of_event,
 )
+from streams.offline.replay import Folder, TimeRange, TopicStats
+from streams.sources.files import Record, iter_items
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

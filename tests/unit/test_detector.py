@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.awsranges import load_ip_ranges
-from streams.core.config import INSIDE_AWS, OUTSIDE_AWS, parse_config
+from streams.aws.ipranges import load_ip_ranges
 from streams.core.detector import Detector
 from streams.core.records import ApiCall, Issuance, NetworkChange
+from streams.core.settings import INSIDE_AWS, OUTSIDE_AWS, parse_config
 from streams.core.times import parse_time
 
 ACCOUNT = "111122223333"

@@ -1,6 +1,6 @@
 """Produce CloudTrail records to Kafka with confluent-kafka, lose none, report every failure.
 
-Each record goes to its instance's partition (``streams.routing``) and is timestamped with its
+Each record goes to its instance's partition (``streams.kafka.routing``) and is timestamped with its
 eventTime, so replay can find a time range by offsets-for-times. Records are sorted by event
 time within each file, the order CloudTrail's own delivery nearly has.
 
@@ -22,8 +22,7 @@ from confluent_kafka import KafkaException, Producer
 
 from streams.core.records import MAX_RECORD_BYTES, NETWORK_EVENTS
 from streams.core.times import BadTime, parse_time
-from streams.inputs import BadLine, Item, Record
-from streams.routing import (
+from streams.kafka.routing import (
     BATCH_FORMAT,
     BATCH_HEADER,
     BATCH_RECORDS,
@@ -32,7 +31,8 @@ from streams.routing import (
     partitions_of,
     route_of,
 )
-from streams.settings import KafkaSettings
+from streams.kafka.settings import KafkaSettings
+from streams.sources.files import BadLine, Item, Record
 
 _decoder = msgspec.json.Decoder()
 NETWORK_ONLY = [(NETWORK_ONLY_HEADER, b"1")]

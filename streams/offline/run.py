@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
-from streams.core.config import DetectionConfig
 from streams.core.detector import Detector
 from streams.core.findings import IpEnricher
 from streams.core.records import (
@@ -25,7 +24,8 @@ from streams.core.records import (
     normalise,
     unwrap,
 )
-from streams.inputs import BadLine, Item
+from streams.core.settings import DetectionConfig
+from streams.sources.files import BadLine, Item
 
 _KIND_ORDER = {NetworkChange: 0, Issuance: 1, ApiCall: 2}
 

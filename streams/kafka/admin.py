@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from streams.errors import UserError
-from streams.settings import KafkaSettings, env_name
+from streams.kafka.settings import KafkaSettings, env_name
 
 # Findings are keyed by id and updated in place: compaction keeps the latest of each forever.
 FINDINGS_CONFIG = {"cleanup.policy": "compact"}

@@ -3,7 +3,7 @@
 A topic range is read with a group-less consumer: partitions are ``assign``-ed at the offsets
 found by time, nothing is committed and no table or changelog is made, so the live worker's
 state and offsets are never touched. The records read are then detected exactly as
-``exfilguard detect`` detects files (``streams.offline``): sorted by event time, one detector,
+``exfilguard detect`` detects files (``streams.offline.run``): sorted by event time, one detector,
 flushed at the end. The forwarder copies an account's address changes to every partition; those
 copies are folded back into one record, so a range gives the findings its files give.
 """
@@ -20,16 +20,16 @@ from typing import Any
 import msgspec
 
 from streams.core.awsranges import AwsIpRanges
-from streams.core.config import DetectionConfig
 from streams.core.detector import Detector
 from streams.core.findings import IpEnricher
 from streams.core.records import Event, event_time_of, may_matter, unwrap
+from streams.core.settings import DetectionConfig
 from streams.core.times import BadTime, format_time, parse_time
 from streams.errors import UserError
-from streams.inputs import Item, Record
-from streams.offline import RunStats, collect_events, run_events
-from streams.routing import BATCH_FORMAT, BATCH_HEADER, BATCH_SPAN_MS, NETWORK_ONLY_HEADER
-from streams.settings import KafkaSettings
+from streams.kafka.routing import BATCH_FORMAT, BATCH_HEADER, BATCH_SPAN_MS, NETWORK_ONLY_HEADER
+from streams.kafka.settings import KafkaSettings
+from streams.offline.run import RunStats, collect_events, run_events
+from streams.sources.files import Item, Record
 
 _decoder = msgspec.json.Decoder()
 IDLE_TIMEOUT_S = 60.0  # no message for this long while offsets remain to be read: give up
@@ -178,7 +178,7 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
     """
     from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-    from streams.kafka_admin import metadata
+    from streams.kafka.admin import metadata
 
     _TRANSIENT = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)  # noqa: N806
     meta = metadata(settings)
@@ -365,7 +365,7 @@ def ensure_output_topic(settings: KafkaSettings, topic: str) -> None:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import NewTopic
 
-    from streams.kafka_admin import FINDINGS_CONFIG, admin, metadata
+    from streams.kafka.admin import FINDINGS_CONFIG, admin, metadata
 
     existing = metadata(settings).topics.get(topic)
     if existing is not None and existing.error is None:
@@ -386,7 +386,7 @@ def produce_findings(settings: KafkaSettings, topic: str, findings: list[dict[st
     """Avro findings keyed by id, as the worker writes them; every delivery checked."""
     from confluent_kafka import KafkaException, Producer
 
-    from streams.avro import encode_finding
+    from streams.kafka.codec import encode_finding
 
     ensure_output_topic(settings, topic)
     failures: list[str] = []

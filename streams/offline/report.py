@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
-from streams.backtest import (
+from streams.core.times import format_time, parse_time
+from streams.offline.backtest import (
     Comparison,
     Labels,
     Outcome,
@@ -22,7 +23,6 @@ from streams.backtest import (
     fmt_seconds,
     short_type,
 )
-from streams.core.times import format_time, parse_time
 
 COLOURS = {"TP": "#1a7f37", "FP": "#cf222e", "FN": "#bc4c00", "archived": "#8c959f"}
 LABELS = {"TP": "true positive", "FP": "false positive", "FN": "false negative (first call)",
