@@ -28,15 +28,12 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from kafka_broker import free_port, start_broker, stop_broker  # noqa: E402
 
 EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
-from streams.kafka.forwarder import Message  # noqa: E402  (key, value, partition, timestamp, headers)
-from streams.kafka.routing import BATCH_FORMAT, BATCH_HEADER  # noqa: E402
+from streams.kafka.batches import Message, records_of  # noqa: E402
 
 
 def records_in(message: Message) -> int:
     """Records a message carries: a batch's lines, else one."""
-    if message.headers and (BATCH_HEADER, BATCH_FORMAT) in message.headers:
-        return sum(1 for line in message.value.split(b"\n") if line.strip())
-    return 1
+    return sum(1 for _ in records_of(message.value, message.headers))
 
 
 class Broker:

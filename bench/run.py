@@ -48,7 +48,7 @@ from bench.generator import (
     issuance_record,
     theft_record,
 )
-from streams.kafka.routing import BATCH_RECORDS
+from streams.kafka.batches import BATCH_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"

@@ -27,19 +27,13 @@ from streams.config.loader import Config
 from streams.core.detector import Detector, DetectorState
 from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
 from streams.geo import enricher_for
+from streams.kafka.batches import NETWORK_ONLY, is_batch, is_network_only, records_of
 from streams.kafka.codec import encode_finding
-from streams.kafka.routing import (
-    BATCH_FORMAT,
-    BATCH_HEADER,
-    NETWORK_ONLY_HEADER,
-    copies_on,
-    route_of_event,
-)
+from streams.kafka.routing import copies_on, route_of_event
 from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
-NETWORK_ONLY = {NETWORK_ONLY_HEADER: b"1"}
 
 
 class Misrouted(ValueError):
@@ -166,7 +160,7 @@ def create_app(loaded: Config) -> faust.App:
                 raise Misrouted(f"belongs on another partition than {partition}: the topic's "
                                 f"partition count is not kafka.partitions ({partitions})")
         else:
-            copies = [(event.key, NETWORK_ONLY_HEADER in (event.headers or {}))]
+            copies = [(event.key, is_network_only(event.headers))]
         if isinstance(parsed, Issuance):
             detector.track_issuance(parsed)
         for key, network_only in copies:
@@ -185,13 +179,9 @@ def create_app(loaded: Config) -> faust.App:
                 await dead_letter(event, "malformed: empty record (no message value)")
                 continue
             value = bytes(value)
-            batched = (event.headers or {}).get(BATCH_HEADER) == BATCH_FORMAT
-            lines = value.split(b"\n") if batched else [value]
-            for number, raw in enumerate(lines, start=1):
-                if batched and not raw.strip():
-                    continue
+            batched = is_batch(event.headers)
+            for line, raw in records_of(value, event.headers):
                 metrics.inc("exfilguard_records_total")
-                line = number if batched else None
                 try:
                     await track(event, raw, batched)
                 except (MalformedRecord, Misrouted) as exc:
@@ -212,7 +202,7 @@ def create_app(loaded: Config) -> faust.App:
                 scope = event.key.decode() if isinstance(event.key, bytes) else None
                 if isinstance(parsed, ApiCall):
                     metrics.inc("exfilguard_calls_judged_total")
-                    if parsed.network is not None and NETWORK_ONLY_HEADER in (event.headers or {}):
+                    if parsed.network is not None and is_network_only(event.headers):
                         # A broadcast copy of an instance role changing addresses: the change
                         # only; the call itself is judged on its instance's partition.
                         parsed = parsed.network

@@ -15,7 +15,7 @@ from streams.cli.common import (
 )
 from streams.errors import UserError
 from streams.kafka.admin import ensure_topics, metadata
-from streams.kafka.routing import BATCH_RECORDS
+from streams.kafka.batches import BATCH_RECORDS
 from streams.sources.files import check_sources, iter_items
 
 

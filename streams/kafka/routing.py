@@ -21,16 +21,6 @@ from typing import Any
 from streams.core.records import ApiCall, Event, Issuance, NetworkChange, normalise, unwrap
 
 BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
-# On the broadcast copies of a call that also changes addresses: apply the change only.
-NETWORK_ONLY_HEADER = "exfilguard-network-only"
-# On a message that holds several records, one per line (no per-record key).
-BATCH_HEADER = "exfilguard-batch"
-BATCH_FORMAT = b"ndjson"
-BATCH_RECORDS = 500  # the forwarder's default
-# Event time one batch spans at most: it is timestamped with its earliest record, so replay
-# starts reading this much before a range's start.
-BATCH_SPAN_MS = 60_000
-
 
 @dataclass(frozen=True, slots=True)
 class Route:

@@ -26,7 +26,7 @@ from streams.core.records import Event, event_time_of, may_matter, unwrap
 from streams.core.settings import DetectionConfig
 from streams.core.times import BadTime, format_time, parse_time
 from streams.errors import UserError
-from streams.kafka.routing import BATCH_FORMAT, BATCH_HEADER, BATCH_SPAN_MS, NETWORK_ONLY_HEADER
+from streams.kafka.batches import BATCH_SPAN_MS, is_network_only, records_of
 from streams.kafka.settings import KafkaSettings
 from streams.offline.run import RunStats, collect_events, run_events
 from streams.sources.files import Item, Record
@@ -271,15 +271,13 @@ class Folder:
 
     def add(self, partition: int, offset: int, key: bytes | None, timestamp: int,
             value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
-        marks = dict(headers or ())
-        if NETWORK_ONLY_HEADER in marks:
+        if is_network_only(headers):
             self.stats.copies += 1  # the same record is on its instance's partition
             return
-        if marks.get(BATCH_HEADER) != BATCH_FORMAT:
-            self._add(partition, (offset, 0), key, timestamp, value or b"")
-            return
-        for line, raw in enumerate((value or b"").split(b"\n"), start=1):
-            if raw.strip():
+        for line, raw in records_of(value or b"", headers):
+            if line is None:
+                self._add(partition, (offset, 0), key, timestamp, raw)
+            else:
                 # A batch is timestamped with its earliest record: each record has its own.
                 self._add(partition, (offset, line), None, _event_time(raw, timestamp), raw)
 

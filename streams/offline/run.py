@@ -1,6 +1,7 @@
 """Detection over a finite set of records: ``detect``, file replay and backtest.
 
-Records are sorted by event time (then issuances before calls, then event id) and fed to the
+Records are sorted by ``streams.core.order.order_key`` (the order the stream judges them in) and
+fed to the
 same ``Detector`` the stream uses; the pending buffer is flushed at the end of input.
 """
 
@@ -14,21 +15,10 @@ from typing import Any
 from streams.core.awsranges import AwsIpRanges
 from streams.core.detector import Detector
 from streams.core.findings import IpEnricher
-from streams.core.records import (
-    ApiCall,
-    Event,
-    Issuance,
-    MalformedRecord,
-    NetworkChange,
-    decode,
-    normalise,
-    unwrap,
-)
+from streams.core.order import order_key
+from streams.core.records import Event, MalformedRecord, decode, normalise, unwrap
 from streams.core.settings import DetectionConfig
 from streams.sources.files import BadLine, Item
-
-_KIND_ORDER = {NetworkChange: 0, Issuance: 1, ApiCall: 2}
-
 
 @dataclass
 class RunStats:
@@ -52,10 +42,6 @@ def event_of(item: Item) -> Event | None:
     if item.raw is not None:
         return decode(item.raw)
     return normalise(unwrap(item.data))
-
-
-def order_key(event: Event) -> tuple[int, int, str]:
-    return (event.event_time, _KIND_ORDER[type(event)], event.event_id)
 
 
 def collect_events(items: Iterable[Item], stats: RunStats) -> list[Event]:

@@ -12,24 +12,23 @@ import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from streams.core.records import MalformedRecord, decode_record, may_matter
-from streams.kafka.forwarder import (
+from streams.kafka.batches import (
     BATCH_BYTES,
-    ForwardStats,
-    Message,
-    messages,
-    sorted_batches,
-)
-from streams.kafka.routing import (
     BATCH_FORMAT,
     BATCH_HEADER,
     BATCH_SPAN_MS,
     NETWORK_ONLY_HEADER,
+    Message,
+)
+from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
+from streams.kafka.routing import (
     copies_on,
     murmur2,
     partition_for,
     route_of_event,
 )
 from streams.offline.replay import Folder, TimeRange, TopicStats
+from streams.offline.run import RunStats, collect_events
 from streams.sources.files import Record, iter_items
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -194,3 +193,14 @@ def test_replay_folds_network_only_copies():
     folder.add(0, 1, b"i-1", 1, value, [(NETWORK_ONLY_HEADER, b"1")])
     folder.add(1, 0, b"i-1", 1, value, [(NETWORK_ONLY_HEADER, b"1")])
     assert [item.raw for item in folder.items()] == [value]
+
+
+@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: Path(p).parent.name)
+def test_the_forwarder_sends_records_in_the_order_detect_judges_them(path):
+    # Each partition's records reach the worker in the forwarder's order: it must be detect's,
+    # same-millisecond records (an instance stopping itself beside a call) included.
+    sent = [o.event for batch in sorted_batches(iter_items([path]), ForwardStats())
+            for o in batch if o.event is not None]
+    judged = collect_events(iter_items([path]), RunStats())
+    assert [(e.event_id, e.event_time) for e in sent] == \
+        [(e.event_id, e.event_time) for e in judged]
