@@ -20,6 +20,7 @@ from streams.core.records import Event, MalformedRecord, decode, normalise, unwr
 from streams.core.settings import DetectionConfig
 from streams.sources.files import BadLine, Item
 
+
 @dataclass
 class RunStats:
     records: int = 0
