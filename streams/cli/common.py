@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import msgspec
 
 from streams.config.loader import Config, load_config
-
-_encoder = msgspec.json.Encoder(order="deterministic")
+from streams.core.timerange import BadRange, TimeRange, parse_range
+from streams.errors import UserError
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -33,9 +30,12 @@ def loaded_config(args: argparse.Namespace) -> Config:
     return loaded
 
 
-def json_line(value: Any) -> bytes:
-    """One finding as one line: keys in a fixed order, so equal findings are equal bytes."""
-    return _encoder.encode(value) + b"\n"
+def time_range(args: argparse.Namespace) -> TimeRange:
+    """``--start``/``--end`` as a range, or one line naming the bad option."""
+    try:
+        return parse_range(args.start, args.end)
+    except BadRange as exc:
+        raise UserError(str(exc)) from None
 
 
 def note(command: str, message: str) -> None:

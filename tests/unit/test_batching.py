@@ -12,6 +12,7 @@ import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from streams.core.records import MalformedRecord, decode_record, may_matter
+from streams.core.timerange import TimeRange
 from streams.kafka.batches import (
     BATCH_BYTES,
     BATCH_FORMAT,
@@ -21,13 +22,13 @@ from streams.kafka.batches import (
     Message,
 )
 from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
+from streams.kafka.reader import CopyMerger, TopicStats
 from streams.kafka.routing import (
     copies_on,
     murmur2,
     partition_for,
     route_of_event,
 )
-from streams.offline.replay import Folder, TimeRange, TopicStats
 from streams.offline.run import RunStats, collect_events
 from streams.sources.files import Record, iter_items
 
@@ -166,7 +167,7 @@ def test_replay_reads_a_batch_as_its_records():
     results = []
     for sent in (batched, single):
         stats = TopicStats(topic="t", partitions=1)
-        folder = Folder(window, stats)
+        folder = CopyMerger(window, stats)
         for offset, m in enumerate(sent):
             folder.add(0, offset, m.key, m.timestamp, m.value, m.headers)
         results.append(sorted(item.raw for item in folder.items()))
@@ -177,7 +178,7 @@ def test_replay_reads_a_batch_as_its_records():
 
     middle = parse_time(times[len(times) // 2])
     stats = TopicStats(topic="t", partitions=1)
-    folder = Folder(TimeRange(start_ms=middle), stats)
+    folder = CopyMerger(TimeRange(start_ms=middle), stats)
     for offset, m in enumerate(batched):
         folder.add(0, offset, m.key, m.timestamp, m.value, m.headers)
     kept = [msgspec.json.decode(item.raw)["eventTime"] for item in folder.items()]
@@ -187,7 +188,7 @@ def test_replay_reads_a_batch_as_its_records():
 
 def test_replay_folds_network_only_copies():
     stats = TopicStats(topic="t", partitions=2)
-    folder = Folder(TimeRange(), stats)
+    folder = CopyMerger(TimeRange(), stats)
     value = (SCENARIOS / "eip-of-other-account" / "records.jsonl").read_bytes().splitlines()[0]
     folder.add(0, 0, b"i-1", 1, value)
     folder.add(0, 1, b"i-1", 1, value, [(NETWORK_ONLY_HEADER, b"1")])
