@@ -30,7 +30,21 @@ PENDING_BUCKETS = "pending_buckets"
 PENDING_DUE = "pending_due/"
 BUCKET_MS = 1_000
 LEGACY_PENDING_INDEX = "pending_index"  # one value for all instances, as first released
-RETIRING = "retiring"
+# Terminated instances, by when their last key stops working, in buckets of a minute.
+RETIRING_BUCKETS = "retiring_buckets"
+RETIRING_DUE = "retiring_due/"
+RETIRING_BUCKET_MS = 60_000
+LEGACY_RETIRING = "retiring"  # one value for all terminated instances, as first released
+# An offending call's event id is kept while a redelivery can still come: CloudTrail's duplicates
+# and a restarted worker's re-reads arrive within hours. A day past the latest its key can expire
+# (instance credentials live at most 6 hours) is ample; raise it here if you replay older input.
+INSTANCE_CREDENTIAL_MAX_MS = 6 * 3600 * MS_PER_S
+OFFENDING_ID_KEPT_MS = 24 * 3600 * MS_PER_S
+# The ids in the order they were first seen, in chunks, so each offending call writes one small
+# chunk and expiry reads from the oldest end: clock keys SEEN_LOG + n, and SEEN_SPAN [oldest, next].
+SEEN_LOG = "seen_log/"
+SEEN_SPAN = "seen_span"
+SEEN_CHUNK = 64
 
 
 @dataclass
@@ -74,42 +88,49 @@ def _queue_order(values: list) -> tuple:
 
 
 class _DueIndex:
-    """The due times of waiting instances, read and written a bucket at a time."""
+    """When each instance is due (its oldest waiting call, or its retirement), read and written
+    a bucket at a time."""
 
-    def __init__(self, clock: MutableMapping[str, Any]) -> None:
+    def __init__(self, clock: MutableMapping[str, Any], buckets: str = PENDING_BUCKETS,
+                 prefix: str = PENDING_DUE, bucket_ms: int = BUCKET_MS,
+                 legacy: str = LEGACY_PENDING_INDEX) -> None:
         self.clock = clock
+        self.buckets = buckets
+        self.prefix = prefix
+        self.bucket_ms = bucket_ms
+        self.legacy = legacy
         self.loaded: dict[int, dict[str, int]] = {}
         self.dirty: set[int] = set()
 
     def _bucket(self, bucket: int) -> dict[str, int]:
         held = self.loaded.get(bucket)
         if held is None:
-            held = self.loaded[bucket] = self.clock.get(f"{PENDING_DUE}{bucket}") or {}
+            held = self.loaded[bucket] = self.clock.get(f"{self.prefix}{bucket}") or {}
         return held
 
     def move(self, instance_key: str, before: int | None, after: int | None) -> None:
         if before == after:
             return
         if before is not None:
-            bucket = before // BUCKET_MS
+            bucket = before // self.bucket_ms
             if self._bucket(bucket).pop(instance_key, None) is not None:
                 self.dirty.add(bucket)
         if after is not None:
-            bucket = after // BUCKET_MS
+            bucket = after // self.bucket_ms
             self._bucket(bucket)[instance_key] = after
             self.dirty.add(bucket)
 
     def due(self, watermark: int | None) -> list[tuple[int, str]]:
         """(due time, instance) of every instance due by ``watermark`` (None: all), in order."""
-        legacy = self.clock.get(LEGACY_PENDING_INDEX)
+        legacy = self.clock.get(self.legacy)
         if legacy is not None:  # state written before the buckets: moved over once
             for instance_key, at in legacy.items():
                 self.move(instance_key, None, at)
-            del self.clock[LEGACY_PENDING_INDEX]
+            del self.clock[self.legacy]
             self.save()
         due = []
-        for bucket in self.clock.get(PENDING_BUCKETS) or []:
-            if watermark is not None and bucket * BUCKET_MS > watermark:
+        for bucket in self.clock.get(self.buckets) or []:
+            if watermark is not None and bucket * self.bucket_ms > watermark:
                 break
             due += [(at, key) for key, at in self._bucket(bucket).items()
                     if watermark is None or at <= watermark]
@@ -118,10 +139,10 @@ class _DueIndex:
     def save(self) -> None:
         if not self.dirty:
             return
-        held = self.clock.get(PENDING_BUCKETS) or []
+        held = self.clock.get(self.buckets) or []
         buckets = set(held)
         for bucket in self.dirty:
-            key = f"{PENDING_DUE}{bucket}"
+            key = f"{self.prefix}{bucket}"
             if self.loaded[bucket]:
                 self.clock[key] = self.loaded[bucket]
                 buckets.add(bucket)
@@ -130,7 +151,7 @@ class _DueIndex:
                     del self.clock[key]
                 buckets.discard(bucket)
         if sorted(buckets) != held:
-            self.clock[PENDING_BUCKETS] = sorted(buckets)
+            self.clock[self.buckets] = sorted(buckets)
         self.dirty.clear()
 
 
@@ -162,6 +183,7 @@ class Detector:
             # offline over one sorted file or spread over partitions.
             self._release_due(watermark, changed)
             self._retire_due(watermark)
+            self._expire_offending_ids(watermark)
         if isinstance(event, ApiCall):
             self._on_call(event, changed)
         elif isinstance(event, Issuance):
@@ -322,7 +344,7 @@ class Detector:
             # had not committed: an offending call counts once.
             if call.event_id in self.state.seen:
                 return
-            self.state.seen[call.event_id] = True
+            self._remember_offending_id(call, credential)
         watermark = self.state.clock.get(WATERMARK, call.event_time)
         aggregate = new_aggregate(call, credential, verdict, instance["addresses"], watermark)
         existing = self.state.findings.get(aggregate["id"])
@@ -395,26 +417,70 @@ class Detector:
         expirations = [e for e in instance["keys"].values() if e is not None]
         if not expirations:
             return
-        retiring = self.state.clock.get(RETIRING) or {}
-        retiring[instance_key] = max(expirations) + self._keep_ms
-        self.state.clock[RETIRING] = retiring
+        at = max(expirations) + self._keep_ms
+        index = self._retiring_index()
+        index.move(instance_key, instance.get("retire_at"), at)
+        index.save()
+        instance["retire_at"] = at
+        self.state.instances[instance_key] = instance
+
+    def _retiring_index(self) -> _DueIndex:
+        return _DueIndex(self.state.clock, RETIRING_BUCKETS, RETIRING_DUE, RETIRING_BUCKET_MS,
+                         LEGACY_RETIRING)
 
     def _retire_due(self, watermark: int) -> None:
-        retiring = self.state.clock.get(RETIRING)
-        if not retiring:
+        if not self.state.clock.get(RETIRING_BUCKETS) and LEGACY_RETIRING not in self.state.clock:
             return
-        due = [key for key, at in retiring.items() if at < watermark]
-        if not due:
-            return
-        for instance_key in due:
-            del retiring[instance_key]
+        index = self._retiring_index()
+        for at, instance_key in index.due(watermark - 1):  # strictly before the watermark
+            index.move(instance_key, at, None)
             instance = self.state.instances.get(instance_key)
             if instance is None:
                 continue
             for key in list(instance["keys"]):
                 self._forget_key(key, instance)
             del self.state.instances[instance_key]
-        self.state.clock[RETIRING] = retiring
+        index.save()
+
+    def _remember_offending_id(self, call: ApiCall, credential: dict) -> None:
+        expiry = credential.get("expiration") or call.event_time + INSTANCE_CREDENTIAL_MAX_MS
+        forget_at = max(expiry, call.event_time) + OFFENDING_ID_KEPT_MS
+        self.state.seen[call.event_id] = forget_at
+        span = self.state.clock.get(SEEN_SPAN) or [0, 0, 0]
+        key = f"{SEEN_LOG}{span[1]}"
+        chunk = self.state.clock.get(key) or []
+        chunk.append([call.event_id, forget_at])
+        self.state.clock[key] = chunk
+        if len(chunk) >= SEEN_CHUNK:  # full: the next id starts a new chunk
+            self.state.clock[SEEN_SPAN] = [span[0], span[1] + 1, span[2]]
+        elif SEEN_SPAN not in self.state.clock:
+            self.state.clock[SEEN_SPAN] = span
+
+    def _expire_offending_ids(self, watermark: int) -> None:
+        """Forget offending ids past their time, a chunk at a time from the oldest; a chunk goes
+        when all its ids are due, so no id is forgotten early. The span's third value is a
+        lower bound of when the oldest chunk is due, so most events read only the span."""
+        span = self.state.clock.get(SEEN_SPAN)
+        if span is None or watermark <= span[2]:
+            return
+        oldest, next_chunk, not_before = span
+        while oldest <= next_chunk:
+            key = f"{SEEN_LOG}{oldest}"
+            chunk = self.state.clock.get(key)
+            if not chunk:
+                break
+            due = max(at for _, at in chunk)
+            if due >= watermark:
+                not_before = due
+                break
+            for event_id, _ in chunk:
+                if event_id in self.state.seen:
+                    del self.state.seen[event_id]
+            del self.state.clock[key]
+            oldest += 1
+            next_chunk = max(next_chunk, oldest)
+        if [oldest, next_chunk, not_before] != span:
+            self.state.clock[SEEN_SPAN] = [oldest, next_chunk, not_before]
 
 
 def _credential(issuance: Issuance) -> dict[str, Any]:

@@ -245,3 +245,72 @@ def test_a_pending_index_written_by_an_older_version_is_taken_over(aws):
                              instance="i-0fedcba9876543210"))
     assert len(changed) == 1  # the old call, due, judged from the index it was in
     assert "pending_index" not in d.state.clock
+
+
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+def test_an_offending_id_is_kept_a_day_past_its_keys_expiry_then_forgotten(aws):
+    d = detector(aws)
+    d.observe(issuance())  # the key expires at T0 + 6 h
+    d.observe(call(T0 + MINUTE, ATTACKER, event_id="theft-1"))
+    d.observe(call(T0 + 6 * HOUR + DAY - MINUTE, "10.0.0.1", key="ASIAOTHER00000000000",
+                   instance="i-0fedcba9876543210", delivery=None))
+    assert "theft-1" in d.state.seen  # a redelivery could still come
+    d.observe(call(T0 + 6 * HOUR + DAY + MINUTE, "10.0.0.1", key="ASIAOTHER00000000000",
+                   instance="i-0fedcba9876543210", delivery=None))
+    assert "theft-1" not in d.state.seen
+    assert not [k for k in d.state.clock if k.startswith("seen_log/")]
+
+
+def test_offending_ids_are_written_in_small_chunks_and_stay_bounded(aws):
+    from streams.core.detector import SEEN_CHUNK, DetectorState
+
+    clock = WriteLog()
+    d = Detector(parse_config({"finding_update_interval_seconds": 0}), aws,
+                 DetectorState(clock=clock))
+    held = []
+    for hour in range(24 * 5):  # five days, a new key every hour, 50 offending calls each
+        at = T0 + hour * HOUR
+        key = f"ASIAROTATE{hour:010d}"
+        d.observe(issuance(at=at, key=key, event_id=f"iss-{hour}"))
+        for n in range(50):
+            d.observe(call(at + n * 1000, ATTACKER, key=key, event_id=f"t-{hour}-{n}"))
+        held.append(len(d.state.seen))
+    # Each offending call writes its id's chunk, never a list of every id.
+    assert max(clock.written) < SEEN_CHUNK * 60
+    # Ids live a day past their key's 6 h expiry: about 30 h of ids, flat after warm-up.
+    assert max(held[48:]) <= 32 * 50
+    assert max(held[48:]) - min(held[48:]) <= 2 * SEEN_CHUNK
+    assert d.findings()[0]["service"]["count"] == 50
+
+
+def test_terminated_instances_retire_from_buckets_not_one_value(aws):
+    from streams.core.detector import DetectorState
+
+    clock = WriteLog()
+    d = Detector(parse_config({"finding_update_interval_seconds": 0, "credential_grace_seconds": 0}),
+                 aws, DetectorState(clock=clock))
+    for n in range(500):  # 500 instances terminated a second apart
+        instance = f"i-{n:017x}"
+        d.observe(issuance(at=T0 + n * 1000, key=f"ASIATERM{n:012d}", instance=instance,
+                           event_id=f"iss-{n}"))
+        d.observe(NetworkChange(f"t-{n}", T0 + n * 1000 + 1, ACCOUNT, "TerminateInstances",
+                                (instance,), (), (), ()))
+    assert len(d.state.instances) == 500
+    assert max(clock.written) < 5_000  # a minute's bucket, never all 500 at once (~20 KB)
+    # The first keys expire at T0 + 6 h: those instances go, the later ones stay.
+    d.observe(call(T0 + 6 * HOUR + 250_000, "10.0.0.1", key="ASIAX", delivery=None))
+    assert 240 <= len(d.state.instances) <= 260
+    d.observe(call(T0 + 7 * HOUR, "10.0.0.1", key="ASIAX", delivery=None))
+    assert d.state.instances == {} and not [k for k in clock if k.startswith("retiring_due/")]
+
+
+def test_a_retiring_index_written_by_an_older_version_is_taken_over(aws):
+    d = detector(aws, credential_grace_seconds=0)
+    d.observe(issuance())
+    d.state.clock["retiring"] = {f"{ACCOUNT}/{INSTANCE}": T0 + 6 * HOUR}  # as first released
+    d.observe(call(T0 + 7 * HOUR, "10.0.0.1", key="ASIAX", delivery=None))
+    assert "retiring" not in d.state.clock
+    assert f"{ACCOUNT}/{INSTANCE}" not in d.state.instances and KEY not in d.state.credentials
