@@ -290,8 +290,8 @@ def test_terminated_instances_retire_from_buckets_not_one_value(aws):
     from streams.core.detector import DetectorState
 
     clock = WriteLog()
-    d = Detector(parse_config({"finding_update_interval_seconds": 0, "credential_grace_seconds": 0}),
-                 aws, DetectorState(clock=clock))
+    config = parse_config({"finding_update_interval_seconds": 0, "credential_grace_seconds": 0})
+    d = Detector(config, aws, DetectorState(clock=clock))
     for n in range(500):  # 500 instances terminated a second apart
         instance = f"i-{n:017x}"
         d.observe(issuance(at=T0 + n * 1000, key=f"ASIATERM{n:012d}", instance=instance,
