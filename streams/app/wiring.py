@@ -21,13 +21,21 @@ import faust
 from faust.types import EventT
 
 from streams.app import metrics
+from streams.app.fetching import Transport
+from streams.app.readiness import ConsumerProgress, Progress
 from streams.app.restore import bulk_restoring_tables
 from streams.aws.ipranges import load_aws_ranges
 from streams.config.loader import Config
 from streams.core.detector import Detector, DetectorState
 from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
 from streams.geo import enricher_for
-from streams.kafka.batches import NETWORK_ONLY, is_batch, is_network_only, records_of
+from streams.kafka.batches import (
+    NETWORK_ONLY,
+    NETWORK_ONLY_HEADER,
+    is_batch,
+    is_network_only,
+    records_of,
+)
 from streams.kafka.codec import encode_finding
 from streams.kafka.routing import copies_on, route_of_event
 from streams.kafka.settings import KafkaSettings
@@ -83,6 +91,7 @@ def create_app(loaded: Config) -> faust.App:
         consumer_max_fetch_size=16 * 1024 * 1024,
         broker_heartbeat_interval=3.0,
     )
+    app.transport = Transport(app.conf.broker_consumer, app)
     partitions = kafka.partitions
     cloudtrail = app.topic(kafka.topic_input, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw", partitions=partitions)
@@ -92,6 +101,9 @@ def create_app(loaded: Config) -> faust.App:
     findings_topic = app.topic(kafka.topic_findings, key_serializer="raw",
                                value_serializer="raw")
     dead_letters = app.topic(kafka.topic_dlq, key_serializer="raw", value_serializer="raw")
+    progress = Progress(kafka.stall_seconds)
+    stalls = ConsumerProgress(app, progress,
+                              lambda: {kafka.topic_input, instance_events.get_topic_name()})
 
     def table(name: str, help_text: str) -> faust.Table:
         return app.Table(name, partitions=partitions, key_type=str, value_type=None,
@@ -142,6 +154,8 @@ def create_app(loaded: Config) -> faust.App:
             # A record of a batch: its line, counted from 1.
             "exfilguard-source": (source if line is None else f"{source}#{line}").encode(),
         }
+        if is_network_only(event.headers):  # so `exfilguard dlq redrive` sends it back alike
+            headers[NETWORK_ONLY_HEADER] = b"1"
         await dead_letters.send(key=message.key,
                                 value=value if value is not None else message.value or b"",
                                 headers=headers)
@@ -173,24 +187,28 @@ def create_app(loaded: Config) -> faust.App:
         order, on the same partition; everything else (~95%) is skipped undecoded. A message
         is one record, or a batch of records one per line (``exfilguard forward``)."""
         async for event in stream.events():
-            value = event.value
-            if not isinstance(value, bytes | bytearray) or not value:
-                metrics.inc("exfilguard_records_total")
-                await dead_letter(event, "malformed: empty record (no message value)")
-                continue
-            value = bytes(value)
-            batched = is_batch(event.headers)
-            for line, raw in records_of(value, event.headers):
-                metrics.inc("exfilguard_records_total")
-                try:
-                    await track(event, raw, batched)
-                except (MalformedRecord, Misrouted) as exc:
-                    await dead_letter(event, f"malformed: {exc}", line, raw)
-                except Exception as exc:  # never let one record stop the worker
-                    log.error("record %s/%s/%s%s failed:\n%s", event.message.topic,
-                              event.message.partition, event.message.offset,
-                              f"#{line}" if line else "", traceback.format_exc())
-                    await dead_letter(event, f"error: {type(exc).__name__}: {exc}", line, raw)
+            await track_message(event)
+            progress.finished(event.message.topic, event.message.partition, event.message.offset)
+
+    async def track_message(event: EventT) -> None:
+        value = event.value
+        if not isinstance(value, bytes | bytearray) or not value:
+            metrics.inc("exfilguard_records_total")
+            await dead_letter(event, "malformed: empty record (no message value)")
+            return
+        value = bytes(value)
+        batched = is_batch(event.headers)
+        for line, raw in records_of(value, event.headers):
+            metrics.inc("exfilguard_records_total")
+            try:
+                await track(event, raw, batched)
+            except (MalformedRecord, Misrouted) as exc:
+                await dead_letter(event, f"malformed: {exc}", line, raw)
+            except Exception as exc:  # never let one record stop the worker
+                log.error("record %s/%s/%s%s failed:\n%s", event.message.topic,
+                          event.message.partition, event.message.offset,
+                          f"#{line}" if line else "", traceback.format_exc())
+                await dead_letter(event, f"error: {type(exc).__name__}: {exc}", line, raw)
 
     @app.agent(instance_events, concurrency=1)
     async def detect_credential_use(stream: faust.StreamT) -> None:
@@ -212,6 +230,7 @@ def create_app(loaded: Config) -> faust.App:
                 log.error("event %s/%s/%s failed:\n%s", event.message.topic,
                           event.message.partition, event.message.offset, traceback.format_exc())
                 await dead_letter(event, f"error: {type(exc).__name__}: {exc}")
+            progress.finished(event.message.topic, event.message.partition, event.message.offset)
 
     @app.timer(interval=max(1.0, min(interval, 30)) if interval else 5.0)
     async def send_due_updates() -> None:
@@ -245,7 +264,22 @@ def create_app(loaded: Config) -> faust.App:
     async def readyz(web: Any, request: Any) -> Any:
         recovery = app.tables.recovery
         ready = recovery.completed.is_set() and not app.rebalancing
-        return web.json({"ready": ready}, status=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready}
+        if ready:
+            stalled = await stalled_partitions()
+            if stalled:
+                body = {"ready": False, "stalled": stalled,
+                        "reason": f"records waiting, none read for over {kafka.stall_seconds} s "
+                                  "(kafka.stall_seconds)"}
+        return web.json(body, status=200 if body["ready"] else 503)
+
+    async def stalled_partitions() -> list[str]:
+        try:
+            stalled = await stalls.stalled(time.monotonic())
+        except Exception as exc:  # a probe never fails on its own error; the log says why
+            log.warning("readiness: stall check failed: %s: %s", type(exc).__name__, exc)
+            return []
+        return [f"{topic}/{partition}" for topic, partition in stalled]
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:

@@ -45,6 +45,9 @@ class KafkaSettings:
     # a few µs a message, against ~100 µs through Faust's recovery, and ~0.1 s for a small
     # backlog (see streams/app/restore.py). 0 leaves every recovery to Faust.
     bulk_restore_min_messages: int = 1
+    # /readyz turns false when an assigned partition has records waiting and the worker reads
+    # none of them for this long (streams/app/readiness.py).
+    stall_seconds: int = 120
 
     def confluent(self) -> dict[str, Any]:
         """librdkafka properties for confluent-kafka clients."""
@@ -68,7 +71,7 @@ class KafkaSettings:
 
 ENV_PREFIX = "EXFILGUARD_"
 _INT_FIELDS = {"partitions", "replication_factor", "web_port", "input_retention_ms",
-               "bulk_restore_min_messages"}
+               "bulk_restore_min_messages", "stall_seconds"}
 
 
 def env_name(field_name: str) -> str:

@@ -292,6 +292,7 @@ def test_plaintext_defaults(default_docs):
     assert env["EXFILGUARD_TOPIC_DLQ"]["value"] == "cloudtrail-dlq"
     assert env["EXFILGUARD_REPLICATION_FACTOR"]["value"] == "3"
     assert env["EXFILGUARD_APP_ID"]["value"] == "exfilguard"
+    assert env["EXFILGUARD_STALL_SECONDS"]["value"] == "120"  # /readyz false past a stall
 
 
 def test_sasl_credentials_come_from_the_existing_secret(all_docs):
