@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "accounts",
     "inventory",
     "ip_ranges",
+    "dlq",
 )
 
 
