@@ -19,7 +19,9 @@ state    bench/state.py: N live credentials (distinct keys and instances). Their
          Faust's), then a worker with no local state recovers it: seconds from spawn to /readyz,
          RocksDB bytes and RSS growth per credential, restart with the local state kept. A
          smaller number is also fed through a worker's agents to check the changelog matches
-         and to give the issuance rate.
+         and to give the issuance rate. Then a simulated year of an organisation's instance
+         traffic (hourly keys, instances ending, thefts) through the detector: every table's
+         size, flat after warm-up (``python -m bench.state`` runs that part alone).
 scaling  two partitions: one worker, then two, each on a fresh deployment.
 """
 
@@ -445,11 +447,14 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
 # -- state ------------------------------------------------------------------------------------
 
 
-def state_phase(broker: harness.Broker, count: int, fed_count: int) -> dict[str, Any]:
+def state_phase(broker: harness.Broker, count: int, fed_count: int,
+                quick: bool = False) -> dict[str, Any]:
     from bench import state
 
     fed = state.fed(broker, RUN, fed_count)
     big = state.million(broker, RUN, count)
+    log("state: a simulated year of an organisation's instance traffic through the detector")
+    year = state.year(state.QUICK_YEAR if quick else state.YearShape())
     return {
         "credentials": big["credentials"],
         "bytes_per_credential": big["rocksdb_bytes_per_credential"],
@@ -463,6 +468,7 @@ def state_phase(broker: harness.Broker, count: int, fed_count: int) -> dict[str,
                   "it; 'fed' is the same through the worker's agents",
         "million": big,
         "fed": fed,
+        "year": year,
     }
 
 
@@ -666,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                                            files[e2e_count:2 * e2e_count],
                                            args.latency_seconds, args.profile)
             if "state" in args.phases:
-                results["state"] = state_phase(broker, args.credentials, args.fed_credentials)
+                results["state"] = state_phase(broker, args.credentials, args.fed_credentials,
+                                               args.quick)
             if "scaling" in args.phases:
                 results["scaling"] = scaling_phase(
                     broker, files[: -(-args.scaling_events // FILE_RECORDS)])
