@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
-from streams.core.classify import Addresses, classify
 from streams.core.findings import IpEnricher, new_aggregate, render, update_aggregate
 from streams.core.records import ApiCall, Event, Issuance, NetworkChange
+from streams.core.rules import Addresses, classify
 from streams.core.settings import DetectionConfig
 from streams.core.times import MS_PER_S
 
@@ -211,7 +211,7 @@ class Detector:
     # -- calls ----------------------------------------------------------------------------------
     #
     # Calls wait per *instance*, in event-time order: while one of an instance's calls waits for
-    # its key's issuance, its later calls wait behind it, so what the instance learns (rule 7)
+    # its key's issuance, its later calls wait behind it, so what the instance learns (aws-address)
     # follows event time even when keys arrive out of order.
 
     def _on_call(self, call: ApiCall, changed: list[str]) -> None:

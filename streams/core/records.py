@@ -8,22 +8,15 @@ instance-shaped session, a ``NetworkChange``, or None; it raises ``MalformedReco
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
 
 from streams.core.prefixes import parse_ip
+from streams.core.rules.instance_credentials import INSTANCE_ID, instance_session
 from streams.core.times import BadTime, parse_expiration, parse_time
 
-# An instance id: i- then 8 or 17 hex digits. Any case: anonymised logs upper-case them.
-INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$", re.IGNORECASE)
-SESSION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$"
-)
-# The EC2 instance *identity* role is AWS's own, not the customer's role: not ours to judge.
-IDENTITY_ROLE = "aws:ec2-instance"
 NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
     "StartInstances", "StopInstances", "TerminateInstances",
@@ -232,10 +225,8 @@ def _issuance(record: dict) -> Issuance | None:
 
 
 def _instance_call(record: dict, identity: dict, arn: str) -> ApiCall | None:
-    match = SESSION_ARN.match(arn)
-    if match is None or not INSTANCE_ID.match(match["session"]):
-        return None
-    if match["role"] == IDENTITY_ROLE:
+    match = instance_session(arn)  # the rule instance-credentials-only
+    if match is None:
         return None
     key = _str(identity.get("accessKeyId"))
     if key is None:

@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.core.finding_types import FINDING_TYPES
 from streams.core.prefixes import PrefixMap
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-OUTSIDE_AWS = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
-INSIDE_AWS = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS"
-FINDING_TYPES = (OUTSIDE_AWS, INSIDE_AWS)
 
 # Tunables: defaults a user changes in the config file, not here.
 DEFAULT_UPDATE_INTERVAL_S = 900  # GuardDuty's own default for publishing updates

@@ -1,9 +1,10 @@
 """Which partition key a CloudTrail record travels under.
 
 All of an instance's records (its issuances, every call signed with any of its keys) share one
-key, the instance id, so one partition holds everything rule 7 learns per instance, and issuance
-and use of each key meet on the same partition. Address changes of an account (elastic IPs, NAT
-gateways) are copied to every partition; instance stop/start/terminate gets one copy per instance.
+key, the instance id, so one partition holds everything ``aws-address`` learns per instance, and
+issuance and use of each key meet on the same partition. Address changes of an account (elastic
+IPs, NAT gateways) are copied to every partition; instance stop/start/terminate gets one copy per
+instance.
 
 The forwarder sends records one per message (keyed, Kafka's partitioner places them) or, by
 default, in batches: one message holds many records bound for one partition, one per line,

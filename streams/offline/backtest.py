@@ -19,13 +19,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.core.finding_types import FINDING_TYPES, SHORT_TYPES
 from streams.core.records import ApiCall, Event
-from streams.core.settings import FINDING_TYPES
 from streams.core.times import format_time
 from streams.errors import UserError
 from streams.offline.run import Run
 
-SHORT_TYPES = {t.rsplit(".", 1)[-1]: t for t in FINDING_TYPES}
 METRIC_KEYS = ("precision", "recall", "f1", "true_positives", "false_positives",
                "false_negatives")
 

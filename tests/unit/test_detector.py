@@ -6,8 +6,9 @@ import pytest
 
 from streams.aws.ipranges import load_ip_ranges
 from streams.core.detector import Detector
+from streams.core.finding_types import INSIDE_AWS, OUTSIDE_AWS
 from streams.core.records import ApiCall, Issuance, NetworkChange
-from streams.core.settings import INSIDE_AWS, OUTSIDE_AWS, parse_config
+from streams.core.settings import parse_config
 from streams.core.times import parse_time
 
 ACCOUNT = "111122223333"
