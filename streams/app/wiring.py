@@ -36,6 +36,17 @@ log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
 
 
+TABLES = {
+    "instance_credentials": "access key → instance, role, expiry",
+    "instance_to_addresses": "account/instance → learned addresses, keys",
+    "address_to_account": "ip:/alloc: → account, from address changes",
+    "finding_aggregates": "finding id → aggregate",
+    "pending_calls": "access key → calls waiting for their issuance",
+    "partition_clock": "event-time watermark and indexes, per partition",
+    "offending_event_ids": "event id → seen, so an offending call counts once",
+}
+
+
 class Misrouted(ValueError):
     """A batched record on a partition none of its copies belongs on."""
 
@@ -97,15 +108,8 @@ def create_app(loaded: Config) -> faust.App:
         return app.Table(name, partitions=partitions, key_type=str, value_type=None,
                          help=help_text)
 
-    state = DetectorState(
-        credentials=table("instance_credentials", "access key → instance, role, expiry"),
-        instances=table("instance_to_addresses", "account/instance → learned addresses, keys"),
-        network=table("address_to_account", "ip:/alloc: → account, from address changes"),
-        findings=table("finding_aggregates", "finding id → aggregate"),
-        pending=table("pending_calls", "access key → calls waiting for their issuance"),
-        clock=table("partition_clock", "event-time watermark and indexes, per partition"),
-        seen=table("offending_event_ids", "event id → seen, so an offending call counts once"),
-    )
+    # One Faust table per DetectorState field, under the field's own name.
+    state = DetectorState(**{name: table(name, help_text) for name, help_text in TABLES.items()})
     aws = load_aws_ranges(detection)
     detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
     interval = detection.finding_update_interval_seconds
@@ -225,8 +229,8 @@ def create_app(loaded: Config) -> faust.App:
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
-        for finding_id in list(state.findings.keys()):
-            if finding_id not in last_sent and finding_id in state.findings:
+        for finding_id in list(state.finding_aggregates.keys()):
+            if finding_id not in last_sent and finding_id in state.finding_aggregates:
                 rendered = detector.render(finding_id)
                 await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
 
