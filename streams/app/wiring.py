@@ -1,13 +1,6 @@
-"""The Faust app: topics, tables and the two agents around the detection core.
-
-``track_instance_credentials`` reads CloudTrail, records each issued key in
-``instance_credentials`` at once, and passes every record about instances on, in order and on
-the same partition, to ``detect_credential_use``, which joins calls against the tables through
-the core and produces findings. One ordered stream per partition keeps each instance's events in
-the order ``exfilguard detect`` sees them. Tables are co-partitioned with both topics (same
-key, same partition count); a record that cannot be judged goes to the dead-letter topic with
-its reason.
-"""
+"""The Faust app: ``track_instance_credentials`` records issued keys and passes every record about
+instances on, in order, on its partition, to ``detect_credential_use``, which joins calls against
+the co-partitioned tables through the core; bad records go to the dead-letter topic."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""The detector: events in event-time order in, changed findings out, all state passed in.
-
-State is a handful of mutable mappings of JSON-able values (``DetectorState``): plain dicts
-offline, Faust tables in the stream. Values are always written back after a change, because a
-table hands out copies. Calls whose key has not been seen issued wait in a bounded pending buffer
-until event time passes them by the late-arrival grace, so an issuance that arrives late still
-ties to its calls.
-"""
+"""The detector: events in ``order_key`` order in, changed findings out, state passed in as
+mappings (dicts offline, Faust tables in the stream; values written back after each change). Calls
+whose key has not been seen issued wait, bounded, for the late-arrival grace of event time."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Findings: aggregation state and its rendering in GuardDuty's finding shape.
-
-One finding per (type, access key, remote account or remote address). The aggregate is plain
-JSON-able data so any table can hold it; ``render`` is a pure function of the aggregate and the
-config, so the stream and the offline command print the same bytes for the same records.
-"""
+"""Findings: one aggregate per (type, access key, remote account or address), plain JSON-able
+data any table can hold, and ``render``, a pure function of it and the config into GuardDuty's
+finding shape, so the stream and ``detect`` print the same bytes."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""CloudTrail records to the few event kinds detection needs.
-
-``decode`` is the hot path: a byte-level pre-filter discards the ~95% of records that cannot
-matter (no instance session, no EC2 credential delivery, no address change) before any JSON is
-decoded. ``normalise`` turns a decoded record into an ``Issuance``, an ``ApiCall`` by an
-instance-shaped session, a ``NetworkChange``, or None; it raises ``MalformedRecord`` with a reason.
-"""
+"""CloudTrail records to the few event kinds detection needs. ``decode`` is the hot path: a byte
+pre-filter drops the ~95% that cannot matter before any JSON is decoded; ``normalise`` gives
+an ``Issuance``, ``ApiCall``, ``NetworkChange`` or None, or raises ``MalformedRecord``."""
 
 from __future__ import annotations
 

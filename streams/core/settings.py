@@ -1,8 +1,5 @@
-"""Detection settings: the config file's detection keys, validated into one immutable value.
-
-Every key is optional. A wrong key, CIDR or account id fails with a message naming the key, so a
-typo never silently turns a rule off.
-"""
+"""Detection settings: the config's detection keys validated into one immutable value. Every
+key is optional; a wrong key, CIDR or account id fails naming it: a typo never turns a rule off."""
 
 from __future__ import annotations
 
