@@ -40,6 +40,20 @@ TABLES = {
 }
 
 
+class FindingsTopic:
+    """The stream's sink, the async twin of ``offline.sinks.Sink``: findings in Avro to the
+    findings topic, keyed by id, through Faust's producer (flushed before offsets commit)."""
+
+    def __init__(self, topic: Any) -> None:
+        self.topic = topic
+
+    async def send(self, finding: dict[str, Any]) -> None:
+        await self.send_encoded(finding["id"], encode_finding(finding))
+
+    async def send_encoded(self, finding_id: str, payload: bytes) -> None:
+        await self.topic.send(key=finding_id.encode(), value=payload)
+
+
 class Misrouted(ValueError):
     """A batched record on a partition none of its copies belongs on."""
 
@@ -111,8 +125,10 @@ def create_app(loaded: Config) -> faust.App:
     # are gone (shutdown revokes the partitions first).
     unsent: dict[str, bytes] = {}
 
+    sink = FindingsTopic(findings_topic)
+
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
-        await findings_topic.send(key=finding_id.encode(), value=payload)
+        await sink.send_encoded(finding_id, payload)
         last_sent[finding_id] = (time.monotonic(), severity)
         unsent.pop(finding_id, None)
         metrics.inc("exfilguard_findings_emitted_total")
