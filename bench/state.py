@@ -27,17 +27,11 @@ import msgspec
 
 from bench import harness
 from bench.generator import BASE_EPOCH, _sized, credential, ids_for, issuances, theft_record
+from streams.core.detector import DetectorState
 
-# DetectorState field → Faust table name (streams/app/wiring.py).
-TABLES = {
-    "credentials": "instance_credentials",
-    "instances": "instance_to_addresses",
-    "network": "address_to_account",
-    "findings": "finding_aggregates",
-    "pending": "pending_calls",
-    "clock": "partition_clock",
-    "seen": "offending_event_ids",
-}
+# DetectorState field → Faust table name: the same since the fields are named as the tables
+# (streams/app/wiring.py builds one table per field).
+TABLES = {f.name: f.name for f in fields(DetectorState)}
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 

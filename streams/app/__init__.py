@@ -1,8 +1,6 @@
-"""Faust wiring only: ``faust -A streams.app worker`` and ``exfilguard worker`` run this app.
-
-``app`` is built on first access, from the config named by ``EXFILGUARD_CONFIG`` and the
-``EXFILGUARD_*`` variables, so importing a submodule builds nothing.
-"""
+"""Faust wiring only (``faust -A streams.app worker``, ``exfilguard worker``). ``app`` is built on
+first access from ``EXFILGUARD_CONFIG`` and ``EXFILGUARD_*``, so importing a submodule builds
+nothing. May import core, config, sources, kafka, aws, geo; never cli."""
 
 from __future__ import annotations
 

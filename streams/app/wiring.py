@@ -1,13 +1,6 @@
-"""The Faust app: topics, tables and the two agents around the detection core.
-
-``track_instance_credentials`` reads CloudTrail, records each issued key in
-``instance_credentials`` at once, and passes every record about instances on, in order and on
-the same partition, to ``detect_credential_use``, which joins calls against the tables through
-the core and produces findings. One ordered stream per partition keeps each instance's events in
-the order ``exfilguard detect`` sees them. Tables are co-partitioned with both topics (same
-key, same partition count); a record that cannot be judged goes to the dead-letter topic with
-its reason.
-"""
+"""The Faust app: ``track_instance_credentials`` records issued keys and passes every record about
+instances on, in order, on its partition, to ``detect_credential_use``, which joins calls against
+the co-partitioned tables through the core; bad records go to the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -42,6 +35,31 @@ from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
+
+
+TABLES = {
+    "instance_credentials": "access key → instance, role, expiry",
+    "instance_to_addresses": "account/instance → learned addresses, keys",
+    "address_to_account": "ip:/alloc: → account, from address changes",
+    "finding_aggregates": "finding id → aggregate",
+    "pending_calls": "access key → calls waiting for their issuance",
+    "partition_clock": "event-time watermark and indexes, per partition",
+    "offending_event_ids": "event id → seen, so an offending call counts once",
+}
+
+
+class FindingsTopic:
+    """The stream's sink, the async twin of ``offline.sinks.Sink``: findings in Avro to the
+    findings topic, keyed by id, through Faust's producer (flushed before offsets commit)."""
+
+    def __init__(self, topic: Any) -> None:
+        self.topic = topic
+
+    async def send(self, finding: dict[str, Any]) -> None:
+        await self.send_encoded(finding["id"], encode_finding(finding))
+
+    async def send_encoded(self, finding_id: str, payload: bytes) -> None:
+        await self.topic.send(key=finding_id.encode(), value=payload)
 
 
 class Misrouted(ValueError):
@@ -109,15 +127,8 @@ def create_app(loaded: Config) -> faust.App:
         return app.Table(name, partitions=partitions, key_type=str, value_type=None,
                          help=help_text)
 
-    state = DetectorState(
-        credentials=table("instance_credentials", "access key → instance, role, expiry"),
-        instances=table("instance_to_addresses", "account/instance → learned addresses, keys"),
-        network=table("address_to_account", "ip:/alloc: → account, from address changes"),
-        findings=table("finding_aggregates", "finding id → aggregate"),
-        pending=table("pending_calls", "access key → calls waiting for their issuance"),
-        clock=table("partition_clock", "event-time watermark and indexes, per partition"),
-        seen=table("offending_event_ids", "event id → seen, so an offending call counts once"),
-    )
+    # One Faust table per DetectorState field, under the field's own name.
+    state = DetectorState(**{name: table(name, help_text) for name, help_text in TABLES.items()})
     aws = load_aws_ranges(detection)
     detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
     interval = detection.finding_update_interval_seconds
@@ -126,8 +137,10 @@ def create_app(loaded: Config) -> faust.App:
     # are gone (shutdown revokes the partitions first).
     unsent: dict[str, bytes] = {}
 
+    sink = FindingsTopic(findings_topic)
+
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
-        await findings_topic.send(key=finding_id.encode(), value=payload)
+        await sink.send_encoded(finding_id, payload)
         last_sent[finding_id] = (time.monotonic(), severity)
         unsent.pop(finding_id, None)
         metrics.inc("exfilguard_findings_emitted_total")
@@ -244,8 +257,8 @@ def create_app(loaded: Config) -> faust.App:
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
-        for finding_id in list(state.findings.keys()):
-            if finding_id not in last_sent and finding_id in state.findings:
+        for finding_id in list(state.finding_aggregates.keys()):
+            if finding_id not in last_sent and finding_id in state.finding_aggregates:
                 rendered = detector.render(finding_id)
                 await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
 

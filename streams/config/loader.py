@@ -1,8 +1,5 @@
-"""The YAML config file: detection keys for the core, a ``kafka:`` section for the clients.
-
-Read once at the edge and passed in; the worker, ``detect``, replay and backtest read the same
-file. ``EXFILGUARD_CONFIG`` names it when ``--config`` is not given.
-"""
+"""The YAML config file (detection keys for the core, a ``kafka:`` section for the clients), read
+once at the edge into ``Config``; ``EXFILGUARD_CONFIG`` names it when ``--config`` is not given."""
 
 from __future__ import annotations
 

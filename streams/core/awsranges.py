@@ -1,8 +1,5 @@
-"""AWS's published address space (``ip-ranges.json``), for telling AWS addresses from the rest.
-
-The core builds the lookup from a parsed document; ``streams.aws.ipranges`` reads the file (the
-shipped snapshot or the config's ``aws_ip_ranges``).
-"""
+"""AWS's published address space (``ip-ranges.json``) as a lookup, built from a parsed document;
+``streams.aws.ipranges`` reads the file (the shipped snapshot or the config's ``aws_ip_ranges``)."""
 
 from __future__ import annotations
 

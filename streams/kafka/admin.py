@@ -1,8 +1,5 @@
-"""Broker checks and topic creation with confluent-kafka's admin client.
-
-A broker that is down or a topic with the wrong partition count gets one line naming the
-problem and the fix, before any worker or forwarder starts.
-"""
+"""Broker checks and topic creation with confluent-kafka's admin client: a broker that is down or a
+topic with the wrong partition count gets one line naming the problem and the fix."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Findings as Avro single-object encoding (``C3 01``, schema fingerprint, body).
-
-The fingerprint in every message lets a consumer check it holds the writer's schema before it
-decodes; ``schemas/finding.avsc`` is the one schema, shipped in the package.
-"""
+"""Findings as Avro single-object encoding (``C3 01``, the schema's fingerprint, the body), so a
+consumer can check it holds the writer's schema; ``schemas/finding.avsc`` is the one schema."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""Produce CloudTrail records to Kafka with confluent-kafka, lose none, report every failure.
-
-Each record goes to its instance's partition (``streams.kafka.routing``) and is timestamped with its
-eventTime, so replay can find a time range by offsets-for-times. Records are sorted within each
-file by the core's ``order_key``, the order ``detect`` judges them in.
-
-By default records travel in batches (``streams.kafka.batches``): a worker pays a fixed cost
-per Kafka message, so this is what lets one worker keep up with an organisation's CloudTrail.
-``batch_records=1`` sends one keyed message per record, the format any other producer can use.
-"""
+"""Produce CloudTrail records to Kafka, lose none, report every failure: each to its instance's
+partition (``routing``), timestamped with its eventTime, sorted within a file by the core's
+``order_key``, in batches by default (``batches``; ``batch_records=1``: one keyed message each)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The backtest as one self-contained HTML page: a timeline plot and the tables.
-
-No script and nothing fetched: inline CSS and an SVG drawn here. Every value from the records
-(keys, addresses, user agents) is escaped. The page is a pure function of its inputs, so the same
-backtest writes the same bytes.
-"""
+"""The backtest as one self-contained HTML page (a timeline SVG and the tables): no script, nothing
+fetched, every value escaped, and a pure function of its inputs."""
 
 from __future__ import annotations
 

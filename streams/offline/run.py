@@ -76,7 +76,7 @@ class Run:
     detector: Detector
 
     def aggregate(self, finding_id: str) -> dict[str, Any]:
-        return self.detector.state.findings[finding_id]
+        return self.detector.state.finding_aggregates[finding_id]
 
 
 def run_detection(events: Iterable[Event], config: DetectionConfig, aws: AwsIpRanges,

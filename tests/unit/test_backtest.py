@@ -13,7 +13,7 @@ import pytest
 
 from streams.aws.ipranges import load_aws_ranges
 from streams.config.loader import load_config
-from streams.core.settings import INSIDE_AWS, OUTSIDE_AWS
+from streams.core.finding_types import INSIDE_AWS, OUTSIDE_AWS
 from streams.core.timerange import BadRange, TimeRange, parse_range
 from streams.errors import UserError
 from streams.kafka.reader import CopyMerger, TopicStats

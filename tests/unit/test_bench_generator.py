@@ -23,8 +23,8 @@ from bench.generator import (  # noqa: E402
 )
 from streams.aws.ipranges import load_aws_ranges
 from streams.config.loader import load_config  # noqa: E402
+from streams.core.finding_types import OUTSIDE_AWS  # noqa: E402
 from streams.core.records import ApiCall, Issuance, decode, normalise, unwrap  # noqa: E402
-from streams.core.settings import OUTSIDE_AWS  # noqa: E402
 from streams.core.times import parse_time  # noqa: E402
 from streams.offline.run import detect  # noqa: E402
 from streams.sources.files import Record  # noqa: E402
