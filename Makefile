@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 KAFKA    := tools/kafka/kafka.sh
 export EXFILGUARD_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install lint browser test test-unit test-integration kafka-up kafka-down topics run stop bench helm-check clean
+.PHONY: help install lint browser test test-unit test-integration kafka-up kafka-down topics run stop bench soak helm-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv/ with exfilguard and its test tools installed
 
-lint: $(STAMP) ## ruff, and the rule that the detection core imports no Faust, Kafka or boto3
+lint: $(STAMP) ## ruff, and the layering: a pure core, no part importing the commands
 	$(VENV)/bin/ruff check streams tests
-	$(PY) tools/check_core_purity.py
+	$(PY) tools/check_layers.py
 
 kafka-up: $(STAMP) ## start the local Kafka broker on 127.0.0.1:9092 (idempotent)
 	@$(KAFKA) up
@@ -58,6 +58,9 @@ helm-check: $(STAMP) ## build helm, lint and render the chart, validate it, run 
 
 bench: $(STAMP) ## benchmarks: writes bench/results.json and prints a table
 	$(PY) -m bench.run
+
+soak: $(STAMP) ## one worker fed steadily for SOAK_SECONDS (1800), RSS sampled (SOAK_ARGS for more)
+	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
 
 clean: ## remove the venv, caches and local broker data
 	-@$(KAFKA) down 2>/dev/null

@@ -6,7 +6,7 @@ core     the detection core over the records in one process, as ``exfilguard det
          in the same run: only splitting and decoding the same lines with the fastest decoder at
          hand (msgspec or orjson). Best of a few repeats each.
 e2e      a local broker, one ``exfilguard worker`` on one partition. The records are the
-         messages the forwarder makes (``streams.forwarder.messages``: batches of up to 500
+         messages the forwarder makes (``streams.kafka.forwarder.messages``: batches of up to 500
          records, same producer settings), produced as fast as the client takes them; records/s
          is the worker's own counter (exfilguard_records_total) between 10% and 90% of the
          records. The same records one per message (any other producer's format) are measured
@@ -19,7 +19,9 @@ state    bench/state.py: N live credentials (distinct keys and instances). Their
          Faust's), then a worker with no local state recovers it: seconds from spawn to /readyz,
          RocksDB bytes and RSS growth per credential, restart with the local state kept. A
          smaller number is also fed through a worker's agents to check the changelog matches
-         and to give the issuance rate.
+         and to give the issuance rate. Then a simulated year of an organisation's instance
+         traffic (hourly keys, instances ending, thefts) through the detector: every table's
+         size, flat after warm-up (``python -m bench.state`` runs that part alone).
 scaling  two partitions: one worker, then two, each on a fresh deployment.
 """
 
@@ -48,7 +50,7 @@ from bench.generator import (
     issuance_record,
     theft_record,
 )
-from streams.routing import BATCH_RECORDS
+from streams.kafka.batches import BATCH_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -100,8 +102,8 @@ def dataset(seed: int, events: int) -> list[Path]:
 def routed(files: list[Path], partitions: int,
            batch_records: int = BATCH_RECORDS) -> list[harness.Message]:
     """The messages ``exfilguard forward`` produces for the files (its ``messages``)."""
-    from streams.forwarder import ForwardStats, messages, sorted_batches
-    from streams.inputs import iter_items
+    from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
+    from streams.sources.files import iter_items
 
     batches = sorted_batches(iter_items([str(f) for f in files]), ForwardStats())
     return list(messages(batches, partitions, batch_records))
@@ -113,10 +115,11 @@ def routed(files: list[Path], partitions: int,
 def core_phase(files: list[Path], repeats: int, profile: bool) -> dict[str, Any]:
     import orjson
 
-    from streams.cli.common import enricher_for
-    from streams.config import load_aws_ranges, load_config
-    from streams.inputs import iter_items
-    from streams.offline import detect
+    from streams.aws.ipranges import load_aws_ranges
+    from streams.config.loader import load_config
+    from streams.geo import enricher_for
+    from streams.offline.run import detect
+    from streams.sources.files import iter_items
 
     loaded = load_config(None)
     aws = load_aws_ranges(loaded.detection)
@@ -183,8 +186,8 @@ def profile_core(paths: list[str], loaded, aws, enrich) -> str | None:
     except ImportError:
         log("pyinstrument is not installed (.venv/bin/pip install pyinstrument): no profile")
         return None
-    from streams.inputs import iter_items
-    from streams.offline import detect
+    from streams.offline.run import detect
+    from streams.sources.files import iter_items
 
     profiler = Profiler(interval=0.0005)
     profiler.start()
@@ -392,8 +395,8 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
 
 def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Path],
               latency_s: float, profile: bool) -> dict[str, Any]:
-    from streams.forwarder import forward
-    from streams.inputs import iter_items
+    from streams.kafka.forwarder import forward
+    from streams.sources.files import iter_items
 
     log("e2e: one record per message (the format of any other producer), one worker")
     single = routed(files, 1, batch_records=1)
@@ -444,11 +447,14 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
 # -- state ------------------------------------------------------------------------------------
 
 
-def state_phase(broker: harness.Broker, count: int, fed_count: int) -> dict[str, Any]:
+def state_phase(broker: harness.Broker, count: int, fed_count: int,
+                quick: bool = False) -> dict[str, Any]:
     from bench import state
 
     fed = state.fed(broker, RUN, fed_count)
     big = state.million(broker, RUN, count)
+    log("state: a simulated year of an organisation's instance traffic through the detector")
+    year = state.year(state.QUICK_YEAR if quick else state.YearShape())
     return {
         "credentials": big["credentials"],
         "bytes_per_credential": big["rocksdb_bytes_per_credential"],
@@ -462,6 +468,7 @@ def state_phase(broker: harness.Broker, count: int, fed_count: int) -> dict[str,
                   "it; 'fed' is the same through the worker's agents",
         "million": big,
         "fed": fed,
+        "year": year,
     }
 
 
@@ -665,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                                            files[e2e_count:2 * e2e_count],
                                            args.latency_seconds, args.profile)
             if "state" in args.phases:
-                results["state"] = state_phase(broker, args.credentials, args.fed_credentials)
+                results["state"] = state_phase(broker, args.credentials, args.fed_credentials,
+                                               args.quick)
             if "scaling" in args.phases:
                 results["scaling"] = scaling_phase(
                     broker, files[: -(-args.scaling_events // FILE_RECORDS)])

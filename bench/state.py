@@ -15,10 +15,11 @@ its spawn to /readyz answering 200.
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
 from collections.abc import Iterator, MutableMapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,11 @@ import msgspec
 
 from bench import harness
 from bench.generator import BASE_EPOCH, _sized, credential, ids_for, issuances, theft_record
+from streams.core.detector import DetectorState
 
-# DetectorState field → Faust table name (streams/app/wiring.py).
-TABLES = {
-    "credentials": "instance_credentials",
-    "instances": "instance_to_addresses",
-    "network": "address_to_account",
-    "findings": "finding_aggregates",
-    "pending": "pending_calls",
-    "clock": "partition_clock",
-    "seen": "offending_event_ids",
-}
+# DetectorState field → Faust table name: the same since the fields are named as the tables
+# (streams/app/wiring.py builds one table per field).
+TABLES = {f.name: f.name for f in fields(DetectorState)}
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
@@ -91,7 +86,8 @@ class ChangelogTable(MutableMapping):
 
 def write_changelog(deployment: harness.Deployment, count: int, seed: int) -> dict[str, int]:
     """The changelog a worker writes for ``count`` issuances, written directly."""
-    from streams.config import load_aws_ranges, load_config
+    from streams.aws.ipranges import load_aws_ranges
+    from streams.config.loader import load_config
     from streams.core.detector import Detector, DetectorState
     from streams.core.records import decode
 
@@ -253,3 +249,200 @@ def million(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dic
         }
     finally:
         deployment.close()
+
+
+# -- a year of one organisation ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class YearShape:
+    """An organisation's instance traffic: every live instance gets a new key each hour and
+    calls from its own address; instances end and are replaced; now and then a key is stolen."""
+
+    days: int = 365
+    instances: int = 25
+    calls_per_hour: int = 2
+    mean_lifetime_days: float = 10.0
+    thefts_per_week: int = 3
+    calls_per_theft: int = 120
+    redelivered_per_theft: int = 10  # CloudTrail's duplicates, same event id
+    warmup_days: int = 3
+
+
+QUICK_YEAR = YearShape(days=30, instances=10)
+
+
+def year_records(shape: YearShape, seed: int = 7) -> Iterator[bytes]:
+    """The organisation's instance records, hour by hour in event-time order, as JSON."""
+    from bench.generator import (
+        ATTACKER_IPS,
+        EC2_PREFIXES,
+        ROLES,
+        Organisation,
+        _assumed_role,
+        _base,
+        _Ids,
+        encode,
+        issuance_record,
+    )
+
+    rng = random.Random(seed)
+    ids = _Ids(rng)
+    org = Organisation(random.Random(seed), instances=0)
+    live: list[dict[str, Any]] = []
+
+    def launch() -> dict[str, Any]:
+        account = rng.choice(org.accounts)
+        role = rng.choice(ROLES)
+        return {"id": ids.instance(), "account": account, "role": role,
+                "role_id": org.role_ids[(account, role)],
+                "ip": ids.ip(rng.choice(EC2_PREFIXES)), "key": None, "issued": 0.0}
+
+    live = [launch() for _ in range(shape.instances)]
+    end_probability = 1 / (shape.mean_lifetime_days * 24)
+    theft_probability = shape.thefts_per_week / (7 * 24)
+    for hour in range(shape.days * 24):
+        start = BASE_EPOCH + hour * 3600
+        out: list[tuple[float, bytes]] = []
+        for instance in list(live):
+            at = start + rng.uniform(0, 60)
+            instance["key"], instance["issued"] = ids.key(), at
+            out.append((at, encode(issuance_record(
+                ids, at, instance["id"], instance["key"], instance["role"],
+                instance["account"], instance["role_id"]))))
+            for _ in range(shape.calls_per_hour):
+                when = at + rng.uniform(60, 3500)
+                identity = _assumed_role(org, instance["account"], instance["role"],
+                                         instance["role_id"], instance["id"], instance["key"],
+                                         at, delivery="2.0")
+                out.append((when, encode(_base(ids, when, instance["account"], identity,
+                                               "s3:GetObject", instance["ip"],
+                                               "aws-sdk-go/1.44"))))
+            if rng.random() < end_probability:
+                when = start + rng.uniform(3000, 3590)
+                identity = _assumed_role(org, instance["account"], "terraform-deployer",
+                                         instance["role_id"], "terraform-run", ids.key(),
+                                         when - 600)
+                record = _base(ids, when, instance["account"], identity,
+                               "ec2:TerminateInstances", "198.51.100.20", "terraform/1.7")
+                record["requestParameters"] = {
+                    "instancesSet": {"items": [{"instanceId": instance["id"]}]}}
+                out.append((when, encode(record)))
+                live.remove(instance)
+                live.append(launch())
+        if rng.random() < theft_probability:
+            victim = rng.choice(live)
+            attacker = rng.choice(ATTACKER_IPS)
+            calls = []
+            for _ in range(shape.calls_per_theft):
+                when = start + rng.uniform(120, 3500)
+                identity = _assumed_role(org, victim["account"], victim["role"],
+                                         victim["role_id"], victim["id"], victim["key"],
+                                         victim["issued"], delivery="2.0")
+                calls.append((when, encode(_base(ids, when, victim["account"], identity,
+                                                 "s3:ListBuckets", attacker, "curl/8.4"))))
+            out += calls + rng.sample(calls, shape.redelivered_per_theft)
+        out.sort(key=lambda item: item[0])
+        for _, raw in out:
+            yield raw
+
+
+def year(shape: YearShape = YearShape(), seed: int = 7) -> dict[str, Any]:
+    """The detector over a year of the organisation's records, as the worker calls it; every
+    table's entries and JSON bytes sampled each day."""
+    from streams.aws.ipranges import load_aws_ranges
+    from streams.core.detector import Detector, DetectorState
+    from streams.core.records import Issuance, decode
+    from streams.core.settings import parse_config
+
+    config = parse_config({"finding_update_interval_seconds": 0})
+    state = DetectorState()
+    detector = Detector(config, load_aws_ranges(config), state)
+    samples: list[dict[str, Any]] = []
+    next_day = BASE_EPOCH * 1000 + 86_400_000
+    records = findings = 0
+    started = time.monotonic()
+
+    def sample(day: int) -> None:
+        sizes = {}
+        for name, table in TABLES.items():
+            mapping = getattr(state, name)
+            sizes[table] = {"entries": len(mapping),
+                            "bytes": sum(len(_encode(k)) + len(_encode(v))
+                                         for k, v in mapping.items())}
+        samples.append({"day": day, **sizes})
+
+    for raw in year_records(shape, seed):
+        event = decode(raw)
+        if event is None:
+            continue
+        records += 1
+        while event.event_time >= next_day:
+            sample(len(samples) + 1)
+            next_day += 86_400_000
+        if isinstance(event, Issuance):
+            detector.track_issuance(event)
+        findings += len(detector.observe(event))
+    sample(len(samples) + 1)
+    elapsed = time.monotonic() - started
+    after = samples[shape.warmup_days:]
+    tables = {}
+    for table in TABLES.values():
+        entries = [s[table]["entries"] for s in after]
+        size = [s[table]["bytes"] for s in after]
+        tables[table] = {
+            "entries_after_warmup": {"min": min(entries), "max": max(entries),
+                                     "last": entries[-1]},
+            "bytes_after_warmup": {"min": min(size), "max": max(size), "last": size[-1]},
+            # Flat: the last quarter holds no more than the second (a growing table doubles).
+            "entries_by_quarter_max": [max(entries[i * len(entries) // 4:
+                                                   (i + 1) * len(entries) // 4] or [0])
+                                       for i in range(4)],
+        }
+    return {
+        "days": shape.days, "live_instances": shape.instances,
+        "records": records, "findings_changed": findings,
+        "offending_calls_counted": detector.counters.findings_new
+        + detector.counters.findings_updated,
+        "seconds": round(elapsed, 1), "warmup_days": shape.warmup_days,
+        "shape": {k: v for k, v in vars(shape).items()},
+        "tables": tables,
+        "weekly": [s for s in samples if s["day"] % 7 == 0],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m bench.state",
+                                     description="The year of state: every table's size over "
+                                                 "a simulated year, into bench/results.json "
+                                                 "under state.year (--quick: 30 days, printed)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--days", type=int)
+    parser.add_argument("--output", help="results file (default bench/results.json; quick: "
+                                         "bench/out/state-year-quick.json)")
+    args = parser.parse_args(argv)
+    shape = QUICK_YEAR if args.quick else YearShape()
+    if args.days:
+        shape = YearShape(**{**vars(shape), "days": args.days})
+    result = year(shape)
+    for table, figures in result["tables"].items():
+        entries = figures["entries_after_warmup"]
+        print(f"{table:24} entries after warm-up {entries['min']:>7,} .. {entries['max']:>7,}"
+              f"  (by quarter, max {figures['entries_by_quarter_max']})")
+    print(f"{result['records']:,} records over {result['days']} days in {result['seconds']} s")
+    root = Path(__file__).resolve().parent
+    output = Path(args.output) if args.output else (
+        root / "out" / "state-year-quick.json" if args.quick else root / "results.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(output.read_text()) if output.exists() else {}
+    results.setdefault("state", {})["year"] = result
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written: {output} (state.year)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

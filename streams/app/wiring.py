@@ -1,13 +1,6 @@
-"""The Faust app: topics, tables and the two agents around the detection core.
-
-``track_instance_credentials`` reads CloudTrail, records each issued key in
-``instance_credentials`` at once, and passes every record about instances on, in order and on
-the same partition, to ``detect_credential_use``, which joins calls against the tables through
-the core and produces findings. One ordered stream per partition keeps each instance's events in
-the order ``exfilguard detect`` sees them. Tables are co-partitioned with both topics (same
-key, same partition count); a record that cannot be judged goes to the dead-letter topic with
-its reason.
-"""
+"""The Faust app: ``track_instance_credentials`` records issued keys and passes every record about
+instances on, in order, on its partition, to ``detect_credential_use``, which joins calls against
+the co-partitioned tables through the core; bad records go to the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -22,27 +15,53 @@ from faust.types import EventT
 
 from streams.app import metrics
 from streams.app.broker_health import BrokerReachability, RepeatFilter, install_repeat_filter
+from streams.app.fetching import Transport
+from streams.app.readiness import ConsumerProgress, Progress
 from streams.app.restore import bulk_restoring_tables
-from streams.avro import encode_finding
-from streams.aws.ipranges import snapshot_age_seconds
-from streams.cli.common import enricher_for
-from streams.config import Loaded, load_aws_ranges
+from streams.aws.ipranges import load_aws_ranges, snapshot_age_seconds
+from streams.config.loader import Config
 from streams.core.detector import Detector, DetectorState
 from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
 from streams.core.times import format_time
-from streams.routing import (
-    BATCH_FORMAT,
-    BATCH_HEADER,
+from streams.geo import enricher_for
+from streams.kafka.batches import (
+    NETWORK_ONLY,
     NETWORK_ONLY_HEADER,
-    copies_on,
-    partitions_of,
-    route_of_event,
+    is_batch,
+    is_network_only,
+    records_of,
 )
-from streams.settings import KafkaSettings
+from streams.kafka.codec import encode_finding
+from streams.kafka.routing import copies_on, partitions_of, route_of_event
+from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
-NETWORK_ONLY = {NETWORK_ONLY_HEADER: b"1"}
+
+
+TABLES = {
+    "instance_credentials": "access key → instance, role, expiry",
+    "instance_to_addresses": "account/instance → learned addresses, keys",
+    "address_to_account": "ip:/alloc: → account, from address changes",
+    "finding_aggregates": "finding id → aggregate",
+    "pending_calls": "access key → calls waiting for their issuance",
+    "partition_clock": "event-time watermark and indexes, per partition",
+    "offending_event_ids": "event id → seen, so an offending call counts once",
+}
+
+
+class FindingsTopic:
+    """The stream's sink, the async twin of ``offline.sinks.Sink``: findings in Avro to the
+    findings topic, keyed by id, through Faust's producer (flushed before offsets commit)."""
+
+    def __init__(self, topic: Any) -> None:
+        self.topic = topic
+
+    async def send(self, finding: dict[str, Any]) -> None:
+        await self.send_encoded(finding["id"], encode_finding(finding))
+
+    async def send_encoded(self, finding_id: str, payload: bytes) -> None:
+        await self.topic.send(key=finding_id.encode(), value=payload)
 
 
 class Misrouted(ValueError):
@@ -65,7 +84,7 @@ def broker_credentials(settings: KafkaSettings) -> Any:
     return faust.SSLCredentials(context)
 
 
-def create_app(loaded: Loaded) -> faust.App:
+def create_app(loaded: Config) -> faust.App:
     kafka = loaded.kafka
     detection = loaded.detection
     app = faust.App(
@@ -93,6 +112,7 @@ def create_app(loaded: Loaded) -> faust.App:
         consumer_max_fetch_size=16 * 1024 * 1024,
         broker_heartbeat_interval=3.0,
     )
+    app.transport = Transport(app.conf.broker_consumer, app)
     partitions = kafka.partitions
     cloudtrail = app.topic(kafka.topic_input, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw", partitions=partitions)
@@ -102,20 +122,16 @@ def create_app(loaded: Loaded) -> faust.App:
     findings_topic = app.topic(kafka.topic_findings, key_serializer="raw",
                                value_serializer="raw")
     dead_letters = app.topic(kafka.topic_dlq, key_serializer="raw", value_serializer="raw")
+    progress = Progress(kafka.stall_seconds)
+    stalls = ConsumerProgress(app, progress,
+                              lambda: {kafka.topic_input, instance_events.get_topic_name()})
 
     def table(name: str, help_text: str) -> faust.Table:
         return app.Table(name, partitions=partitions, key_type=str, value_type=None,
                          help=help_text)
 
-    state = DetectorState(
-        credentials=table("instance_credentials", "access key → instance, role, expiry"),
-        instances=table("instance_to_addresses", "account/instance → learned addresses, keys"),
-        network=table("address_to_account", "ip:/alloc: → account, from address changes"),
-        findings=table("finding_aggregates", "finding id → aggregate"),
-        pending=table("pending_calls", "access key → calls waiting for their issuance"),
-        clock=table("partition_clock", "event-time watermark and indexes, per partition"),
-        seen=table("offending_event_ids", "event id → seen, so an offending call counts once"),
-    )
+    # One Faust table per DetectorState field, under the field's own name.
+    state = DetectorState(**{name: table(name, help_text) for name, help_text in TABLES.items()})
     # Wall-clock, outside the core: when this job first emitted each finding (epoch ms).
     first_emitted = table("finding_first_emitted", "finding id → wall-clock ms first emitted")
     aws = load_aws_ranges(detection)
@@ -152,8 +168,10 @@ def create_app(loaded: Loaded) -> faust.App:
         rendered["service"]["additionalInfo"] = {"detectedAt": format_time(first)}
         return rendered
 
+    sink = FindingsTopic(findings_topic)
+
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
-        await findings_topic.send(key=finding_id.encode(), value=payload)
+        await sink.send_encoded(finding_id, payload)
         last_sent[finding_id] = (time.monotonic(), severity)
         unsent.pop(finding_id, None)
         metrics.inc("exfilguard_findings_emitted_total", type=kinds.get(finding_id, "unknown"),
@@ -182,6 +200,8 @@ def create_app(loaded: Loaded) -> faust.App:
             # A record of a batch: its line, counted from 1.
             "exfilguard-source": (source if line is None else f"{source}#{line}").encode(),
         }
+        if is_network_only(event.headers):  # so `exfilguard dlq redrive` sends it back alike
+            headers[NETWORK_ONLY_HEADER] = b"1"
         await dead_letters.send(key=message.key,
                                 value=value if value is not None else message.value or b"",
                                 headers=headers)
@@ -196,7 +216,7 @@ def create_app(loaded: Loaded) -> faust.App:
         partition = event.message.partition
         route = route_of_event(parsed, record)
         if _counted_here(route, partition, partitions, batched, event.key,
-                         NETWORK_ONLY_HEADER in (event.headers or {})):
+                         is_network_only(event.headers)):
             metrics.inc("exfilguard_records_total")
             metrics.inc("exfilguard_records_relevant_total")
         newest_event_ms[0] = max(newest_event_ms[0], parsed.event_time)
@@ -206,7 +226,7 @@ def create_app(loaded: Loaded) -> faust.App:
                 raise Misrouted(f"belongs on another partition than {partition}: the topic's "
                                 f"partition count is not kafka.partitions ({partitions})")
         else:
-            copies = [(event.key, NETWORK_ONLY_HEADER in (event.headers or {}))]
+            copies = [(event.key, is_network_only(event.headers))]
         if isinstance(parsed, Issuance):
             detector.track_issuance(parsed)
         for key, network_only in copies:
@@ -219,31 +239,31 @@ def create_app(loaded: Loaded) -> faust.App:
         order, on the same partition; everything else (~95%) is skipped undecoded. A message
         is one record, or a batch of records one per line (``exfilguard forward``)."""
         async for event in stream.events():
-            value = event.value
-            if event.message.timestamp:  # the forwarder's: the earliest eventTime it carries
-                newest_event_ms[0] = max(newest_event_ms[0], int(event.message.timestamp))
-            if not isinstance(value, bytes | bytearray) or not value:
+            await track_message(event)
+            progress.finished(event.message.topic, event.message.partition, event.message.offset)
+
+    async def track_message(event: EventT) -> None:
+        value = event.value
+        if event.message.timestamp:  # the forwarder's: the earliest eventTime it carries
+            newest_event_ms[0] = max(newest_event_ms[0], int(event.message.timestamp))
+        if not isinstance(value, bytes | bytearray) or not value:
+            metrics.inc("exfilguard_records_total")
+            await dead_letter(event, "malformed: empty record (no message value)")
+            return
+        value = bytes(value)
+        batched = is_batch(event.headers)
+        for line, raw in records_of(value, event.headers):
+            try:
+                await track(event, raw, batched)  # counts the record where it counts
+            except (MalformedRecord, Misrouted) as exc:
                 metrics.inc("exfilguard_records_total")
-                await dead_letter(event, "malformed: empty record (no message value)")
-                continue
-            value = bytes(value)
-            batched = (event.headers or {}).get(BATCH_HEADER) == BATCH_FORMAT
-            lines = value.split(b"\n") if batched else [value]
-            for number, raw in enumerate(lines, start=1):
-                if batched and not raw.strip():
-                    continue
-                line = number if batched else None
-                try:
-                    await track(event, raw, batched)
-                except (MalformedRecord, Misrouted) as exc:
-                    metrics.inc("exfilguard_records_total")
-                    await dead_letter(event, f"malformed: {exc}", line, raw)
-                except Exception as exc:  # never let one record stop the worker
-                    metrics.inc("exfilguard_records_total")
-                    log.error("record %s/%s/%s%s failed:\n%s", event.message.topic,
-                              event.message.partition, event.message.offset,
-                              f"#{line}" if line else "", traceback.format_exc())
-                    await dead_letter(event, f"error: {type(exc).__name__}: {exc}", line, raw)
+                await dead_letter(event, f"malformed: {exc}", line, raw)
+            except Exception as exc:  # never let one record stop the worker
+                metrics.inc("exfilguard_records_total")
+                log.error("record %s/%s/%s%s failed:\n%s", event.message.topic,
+                          event.message.partition, event.message.offset,
+                          f"#{line}" if line else "", traceback.format_exc())
+                await dead_letter(event, f"error: {type(exc).__name__}: {exc}", line, raw)
 
     @app.agent(instance_events, concurrency=1)
     async def detect_credential_use(stream: faust.StreamT) -> None:
@@ -255,7 +275,7 @@ def create_app(loaded: Loaded) -> faust.App:
                 scope = event.key.decode() if isinstance(event.key, bytes) else None
                 if isinstance(parsed, ApiCall):
                     metrics.inc("exfilguard_calls_judged_total")
-                    if parsed.network is not None and NETWORK_ONLY_HEADER in (event.headers or {}):
+                    if parsed.network is not None and is_network_only(event.headers):
                         # A broadcast copy of an instance role changing addresses: the change
                         # only; the call itself is judged on its instance's partition.
                         parsed = parsed.network
@@ -265,6 +285,7 @@ def create_app(loaded: Loaded) -> faust.App:
                 log.error("event %s/%s/%s failed:\n%s", event.message.topic,
                           event.message.partition, event.message.offset, traceback.format_exc())
                 await dead_letter(event, f"error: {type(exc).__name__}: {exc}")
+            progress.finished(event.message.topic, event.message.partition, event.message.offset)
 
     @app.timer(interval=max(1.0, min(interval, 30)) if interval else 5.0)
     async def send_due_updates() -> None:
@@ -278,8 +299,8 @@ def create_app(loaded: Loaded) -> faust.App:
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
-        for finding_id in list(state.findings.keys()):
-            if finding_id not in last_sent and finding_id in state.findings:
+        for finding_id in list(state.finding_aggregates.keys()):
+            if finding_id not in last_sent and finding_id in state.finding_aggregates:
                 rendered = stamp(detector.render(finding_id), in_event=False)
                 kind_of(rendered)
                 await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
@@ -305,12 +326,28 @@ def create_app(loaded: Loaded) -> faust.App:
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         recovery = app.tables.recovery
+        # Each condition is its own function: tables, the broker (broker_health), stalls.
         conditions = {
             "tables_recovered": recovery.completed.is_set() and not app.rebalancing,
             "broker_reachable": reachability.ready(),
         }
         ready = all(conditions.values())
-        return web.json({"ready": ready, **conditions}, status=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, **conditions}
+        if ready:
+            stalled = await stalled_partitions()
+            if stalled:
+                body = {**body, "ready": False, "stalled": stalled,
+                        "reason": f"records waiting, none read for over {kafka.stall_seconds} s "
+                                  "(kafka.stall_seconds)"}
+        return web.json(body, status=200 if body["ready"] else 503)
+
+    async def stalled_partitions() -> list[str]:
+        try:
+            stalled = await stalls.stalled(time.monotonic())
+        except Exception as exc:  # a probe never fails on its own error; the log says why
+            log.warning("readiness: stall check failed: %s: %s", type(exc).__name__, exc)
+            return []
+        return [f"{topic}/{partition}" for topic, partition in stalled]
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:

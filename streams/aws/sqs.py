@@ -122,11 +122,11 @@ def delete(client: Any, queue_url: str, notifications: list[Notification]) -> No
                             f"({failed.get('Code')}: {failed.get('Message')})")
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     """An object that cannot be read now (access, throttling, network): leave its message."""
 
 
-def _get(s3: Any, ref: ObjectRef) -> bytes | None:
+def get_object(s3: Any, ref: ObjectRef) -> bytes | None:
     """The object's bytes; None when it is gone (a poison object)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -135,9 +135,9 @@ def _get(s3: Any, ref: ObjectRef) -> bytes | None:
     except ClientError as exc:
         if exc.response["Error"].get("Code") in ("NoSuchKey", "NoSuchBucket", "404"):
             return None
-        raise _Unreadable(f"{ref.url}: {exc.response['Error'].get('Message') or exc}") from None
+        raise Unreadable(f"{ref.url}: {exc.response['Error'].get('Message') or exc}") from None
     except BotoCoreError as exc:
-        raise _Unreadable(f"{ref.url}: {exc}") from None
+        raise Unreadable(f"{ref.url}: {exc}") from None
 
 
 @dataclass
@@ -148,85 +148,3 @@ class QueueStats:
     digests: int = 0
     poison: int = 0
     failed_rounds: int = 0
-
-
-def run_queue(s3: Any, sqs: Any, queue_url: str, settings: Any, topic: str, partitions: int,
-              batch_records: int, stop: Any, note: Any, wait_seconds: int = 20,
-              max_rounds: int | None = None) -> QueueStats:
-    """Receive, forward, dead-letter the poison, delete: until ``stop()`` is true."""
-    from confluent_kafka import Producer
-
-    from streams.aws.s3 import is_digest
-    from streams.forwarder import ForwardStats, forward, producer_config
-    from streams.inputs import Record, split_document
-
-    totals = QueueStats()
-    dlq = Producer(producer_config(settings))
-    rounds = 0
-    while not stop() and (max_rounds is None or rounds < max_rounds):
-        rounds += 1
-        received = receive(sqs, queue_url, wait_seconds)
-        if not received:
-            continue
-        items: list = []
-        poison: list[tuple[Notification, str, str]] = []  # (message, source, reason)
-        settled: list[Notification] = []  # deleted once Kafka has everything
-        for message in received:
-            if message.problem is not None:
-                poison.append((message, f"sqs:{message.message_id}", message.problem))
-                settled.append(message)
-                continue
-            try:
-                found: list = []
-                for ref in message.objects:
-                    if is_digest(ref.key):
-                        totals.digests += 1
-                        continue
-                    payload = _get(s3, ref)
-                    if payload is None:
-                        poison.append((message, ref.url, "object not found (deleted?)"))
-                        continue
-                    parsed = list(split_document(payload, ref.url))
-                    if parsed and not any(isinstance(i, Record) for i in parsed):
-                        poison.append((message, ref.url, f"no CloudTrail record: "
-                                       f"{parsed[0].reason}"))
-                        continue
-                    totals.objects += 1
-                    found += parsed
-            except _Unreadable as exc:
-                note("forward", f"cannot read {exc}; the message stays on the queue")
-                continue
-            items += found
-            settled.append(message)
-        stats = (forward(iter(items), settings, topic, partitions, None, batch_records)
-                 if items else ForwardStats())
-        totals.records += stats.records
-        for line in stats.skipped:
-            note("forward", f"skipped {line}")
-        if stats.failed:
-            totals.failed_rounds += 1
-            note("forward", f"delivery failed ({stats.first_failure}): {len(received)} "
-                 "messages stay on the queue and come back")
-            continue
-        failures: list[str] = []
-
-        def dead_lettered(err, msg, failures=failures) -> None:
-            if err is not None:
-                failures.append(err.str())
-
-        for message, source, reason in poison:
-            dlq.produce(settings.topic_dlq, key=source.encode(), value=message.body.encode(),
-                        headers=[("exfilguard-reason", f"poison object: {reason}".encode()[:400]),
-                                 ("exfilguard-source", source.encode())],
-                        on_delivery=dead_lettered)
-            note("forward", f"dead-lettered {source}: {reason}")
-        if dlq.flush(60) or failures:
-            totals.failed_rounds += 1
-            note("forward", f"dead-letter delivery failed ({failures[:1]}): the messages stay")
-            continue
-        totals.poison += len(poison)
-        delete(sqs, queue_url, settled)
-        totals.messages += len(settled)
-        note("forward", f"{len(settled)} messages, {stats.records} records forwarded, "
-             f"{len(poison)} poison, {totals.digests} digests skipped so far")
-    return totals

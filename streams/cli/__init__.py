@@ -1,0 +1,1 @@
+"""The commands: one module each, registered in ``main``. Nothing outside this part imports it."""

@@ -14,9 +14,9 @@ from streams.cli.common import (
     s3_reader,
 )
 from streams.errors import UserError
-from streams.inputs import check_sources, iter_items
-from streams.kafka_admin import ensure_topics, metadata
-from streams.routing import BATCH_RECORDS
+from streams.kafka.admin import ensure_topics, metadata
+from streams.kafka.batches import BATCH_RECORDS
+from streams.sources.files import check_sources, iter_items
 
 FOLLOW_DAYS = 2  # streams.aws.s3_follow's, without importing confluent-kafka at parse time
 OBJECTS_PER_TRANSACTION = 100
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _once(items, settings, topic, partitions, progress, args) -> int:
-    from streams.forwarder import forward
+    from streams.kafka.forwarder import forward
 
     batch_records = args.batch_records if args.batch_records is not None else BATCH_RECORDS
     stats = forward(items, settings, topic, partitions, progress, batch_records)
@@ -147,7 +147,7 @@ def _batch(args) -> int:
 
 def _queue(args, settings, topic, partitions) -> int:
     from streams.aws.s3 import s3_client
-    from streams.aws.sqs import run_queue, sqs_client
+    from streams.aws.sqs import sqs_client
 
     stopped = _stopper()
     totals = run_queue(s3_client(), sqs_client(args.sqs_queue_url), args.sqs_queue_url,
@@ -160,13 +160,9 @@ def _queue(args, settings, topic, partitions) -> int:
 
 def _follow(args, settings, topic, partitions) -> int:
     from streams.aws.s3 import s3_client
-    from streams.aws.s3_follow import (
-        KafkaFollower,
-        cursor_topic_name,
-        new_objects,
-        transactional_id,
-    )
-    from streams.kafka_admin import admin
+    from streams.aws.s3_follow import Cursors, new_objects
+    from streams.kafka.admin import admin
+    from streams.kafka.follow import KafkaFollower, cursor_topic_name, transactional_id
 
     stopped = _stopper()
     client = s3_client()
@@ -174,7 +170,7 @@ def _follow(args, settings, topic, partitions) -> int:
                              transactional_id(settings, args.sources),
                              args.cursor_topic or cursor_topic_name(settings), _batch(args))
     follower.ensure_cursor_topic(admin(settings))
-    cursors = follower.load()
+    cursors = follower.load(Cursors())
     note("forward", f"following {len(args.sources)} prefix(es) from {len(cursors.seen)} "
          f"folder cursors in {follower.cursor_topic}")
     digests: set[str] = set()
@@ -210,8 +206,11 @@ def _follow(args, settings, topic, partitions) -> int:
 
 
 def _commit(follower, client, chunk, cursors) -> int:
+    from streams.aws.s3 import read_object
+
     try:
-        stats = follower.forward(client, chunk, cursors)
+        stats = follower.forward(lambda bucket, key: read_object(client, bucket, key), chunk,
+                                 cursors)
     except UserError as exc:
         if "Kafka transaction" in str(exc):
             raise
@@ -224,3 +223,84 @@ def _commit(follower, client, chunk, cursors) -> int:
          f"committed" if not stats.failed else
          f"{objects} objects not committed: {stats.first_failure}; the next poll retries")
     return 0  # a failed transaction is aborted whole: the cursors did not move, retry next poll
+
+
+def run_queue(s3, sqs, queue_url: str, settings, topic: str, partitions: int,
+              batch_records: int, stop, note, wait_seconds: int = 20):
+    """Receive, forward, dead-letter the poison, delete: until ``stop()`` is true. Here because
+    it joins the two edges (SQS and S3, Kafka), which do not import each other."""
+    from confluent_kafka import Producer
+
+    from streams.aws.s3 import is_digest
+    from streams.aws.sqs import QueueStats, Unreadable, delete, get_object, receive
+    from streams.kafka.forwarder import ForwardStats, forward, producer_config
+    from streams.sources.files import Record, split_document
+
+    totals = QueueStats()
+    dlq = Producer(producer_config(settings))
+    while not stop():
+        received = receive(sqs, queue_url, wait_seconds)
+        if not received:
+            continue
+        items: list = []
+        poison: list[tuple[object, str, str]] = []  # (message, source, reason)
+        settled: list = []  # deleted once Kafka has everything
+        for message in received:
+            if message.problem is not None:
+                poison.append((message, f"sqs:{message.message_id}", message.problem))
+                settled.append(message)
+                continue
+            try:
+                found: list = []
+                for ref in message.objects:
+                    if is_digest(ref.key):
+                        totals.digests += 1
+                        continue
+                    payload = get_object(s3, ref)
+                    if payload is None:
+                        poison.append((message, ref.url, "object not found (deleted?)"))
+                        continue
+                    parsed = list(split_document(payload, ref.url))
+                    if parsed and not any(isinstance(i, Record) for i in parsed):
+                        poison.append((message, ref.url, f"no CloudTrail record: "
+                                       f"{parsed[0].reason}"))
+                        continue
+                    totals.objects += 1
+                    found += parsed
+            except Unreadable as exc:
+                note("forward", f"cannot read {exc}; the message stays on the queue")
+                continue
+            items += found
+            settled.append(message)
+        stats = (forward(iter(items), settings, topic, partitions, None, batch_records)
+                 if items else ForwardStats())
+        totals.records += stats.records
+        for line in stats.skipped:
+            note("forward", f"skipped {line}")
+        if stats.failed:
+            totals.failed_rounds += 1
+            note("forward", f"delivery failed ({stats.first_failure}): {len(received)} "
+                 "messages stay on the queue and come back")
+            continue
+        failures: list[str] = []
+
+        def dead_lettered(err, msg, failures=failures) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        for message, source, reason in poison:
+            dlq.produce(settings.topic_dlq, key=source.encode(), value=message.body.encode(),
+                        headers=[("exfilguard-reason", f"poison object: {reason}".encode()[:400]),
+                                 ("exfilguard-source", source.encode())],
+                        on_delivery=dead_lettered)
+            note("forward", f"dead-lettered {source}: {reason}")
+        if dlq.flush(60) or failures:
+            totals.failed_rounds += 1
+            note("forward", f"dead-letter delivery failed ({failures[:1]}): the messages stay")
+            continue
+        totals.poison += len(poison)
+        delete(sqs, queue_url, settled)
+        totals.messages += len(settled)
+        note("forward", f"{len(settled)} messages, {stats.records} records forwarded, "
+             f"{len(poison)} poison, {totals.digests} digests skipped so far")
+    return totals

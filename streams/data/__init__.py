@@ -1,0 +1,1 @@
+"""Data shipped in the package: the AWS ip-ranges snapshot with its licence and provenance."""

@@ -8,7 +8,7 @@ import json
 from confluent_kafka import Producer
 from test_pipeline import INVICTUS
 
-from streams.avro import encode_finding
+from streams.kafka.codec import encode_finding
 
 
 def test_summary_shows_each_finding_once_at_its_latest_version(deployment):

@@ -109,19 +109,23 @@ def topic_event_ids(bootstrap: str, topic: str) -> Counter:
 
 
 def dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes, dict]]:
+    """(key, headers) of every message of the topic, all partitions read to their end."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
-    consumer.subscribe([topic])
-    found, deadline, eofs = [], time.monotonic() + 20, 0
-    while time.monotonic() < deadline and eofs < 1:
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    parts = set(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    found, deadline = [], time.monotonic() + 60
+    while parts and time.monotonic() < deadline:
         message = consumer.poll(0.5)
         if message is None:
             continue
         if message.error():
-            eofs += message.error().code() == KafkaError._PARTITION_EOF
+            if message.error().code() == KafkaError._PARTITION_EOF:
+                parts.discard(message.partition())
             continue
         found.append((message.key(), {k: v for k, v in message.headers() or []}))
     consumer.close()
+    assert not parts, "dead-letter topic not read to its end"
     return found
 
 

@@ -188,6 +188,8 @@ app.kubernetes.io/part-of: exfilguard
   value: "0.0.0.0"
 - name: EXFILGUARD_WEB_PORT
   value: {{ $ctx.Values.worker.webPort | int | quote }}
+- name: EXFILGUARD_STALL_SECONDS
+  value: {{ $k.stallSeconds | int | quote }}
 - name: TMPDIR
   value: /tmp
 - name: HOME

@@ -1,0 +1,256 @@
+"""Reading a time range of a topic with a group-less consumer: partitions are ``assign``-ed at
+the offsets found by time, nothing is committed, and the per-partition copies the forwarder made
+of one record are merged back into one, so a range gives the records its files gave."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from streams.core.records import event_time_of, may_matter, unwrap
+from streams.core.timerange import TimeRange
+from streams.errors import UserError
+from streams.kafka.admin import metadata
+from streams.kafka.batches import BATCH_SPAN_MS, is_network_only, records_of
+from streams.kafka.settings import KafkaSettings
+from streams.sources.files import Item, Record
+
+_decoder = msgspec.json.Decoder()
+IDLE_TIMEOUT_S = 60.0  # no message for this long while offsets remain to be read: give up
+
+# librdkafka logs every refused connection; the one-line error says it instead.
+QUIET = logging.getLogger("exfilguard.replay.librdkafka")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
+
+
+@dataclass
+class TopicStats:
+    topic: str = ""
+    partitions: int = 0
+    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition → [from, to)
+    messages: int = 0  # read within the offsets
+    outside: int = 0  # read, but timestamped outside the range
+    copies: int = 0  # per-partition copies of one record folded into it
+    skipped: int = 0  # could not matter to detection: counted, not decoded
+
+    def describe(self) -> str:
+        return (f"{self.topic}: {self.partitions} partition(s), {self.messages} messages read, "
+                f"{self.outside} outside the range, {self.copies} partition copies folded")
+
+
+@dataclass
+class _Held:
+    """One distinct record value read: its first place, and its copies per (partition, key)."""
+
+    timestamp: int
+    origin: tuple[int, int, int]  # partition, offset, line in a batch (0: not a batch)
+    copies: dict[tuple[int, bytes | None], int] = field(default_factory=dict)
+
+
+def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
+    """A consumer in no group that matters: partitions are assigned, nothing is committed."""
+    return {
+        **settings.confluent(),
+        # Never the worker's group (settings.app_id): assign() joins no group, and with
+        # auto-commit off this throwaway id never reaches the broker.
+        "group.id": f"exfilguard-replay-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "logger": QUIET,
+    }
+
+
+def find_offsets(consumer: Any, topic: str, partitions: list[int], window: TimeRange,
+                 max_delay_ms: int | None, timeout: float = 30.0) -> dict[int, tuple[int, int]]:
+    """Per partition, the offsets [from, to) that hold the range.
+
+    ``from`` is the first offset timestamped at or after the start less ``BATCH_SPAN_MS`` (a
+    batch is timestamped with its earliest record and spans at most that: every earlier offset
+    holds only earlier records). Records are forwarded roughly, not strictly, in time order, so
+    ``to`` is the first offset timestamped at or after end + max_delay (the high watermark if
+    none, or if max_delay is None); records beyond it are not read, whatever their timestamp.
+    """
+    from confluent_kafka import KafkaException, TopicPartition
+
+    bounds: dict[int, tuple[int, int]] = {}
+    try:
+        marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                 for p in partitions}
+        starts = {p: marks[p][0] for p in partitions}
+        if window.start_ms is not None:
+            found = consumer.offsets_for_times(
+                [TopicPartition(topic, p, max(0, window.start_ms - BATCH_SPAN_MS))
+                 for p in partitions], timeout=timeout)
+            starts = {tp.partition: (tp.offset if tp.offset >= 0 else marks[tp.partition][1])
+                      for tp in found}
+        ends = {p: marks[p][1] for p in partitions}
+        if window.end_ms is not None and max_delay_ms is not None:
+            found = consumer.offsets_for_times(
+                [TopicPartition(topic, p, window.end_ms + max_delay_ms) for p in partitions],
+                timeout=timeout)
+            ends = {tp.partition: (tp.offset if tp.offset >= 0 else marks[tp.partition][1])
+                    for tp in found}
+    except KafkaException as exc:
+        raise UserError(f"cannot find the offsets of {topic} by time: {exc.args[0].str()}"
+                        ) from None
+    for p in partitions:
+        low, high = marks[p]
+        start = max(starts[p], low)
+        end = min(max(ends[p], start), high)
+        bounds[p] = (start, end)
+    return bounds
+
+
+def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
+               max_delay_ms: int | None = 3_600_000,
+               progress: Callable[[int], Any] | None = None,
+               idle_timeout: float = IDLE_TIMEOUT_S) -> tuple[list[Item], TopicStats]:
+    """The records of a topic range, one per distinct record, ordered by (time, bytes).
+
+    Copies of one value on several partitions under one key (an address change the forwarder
+    sent to every partition) or under several keys (a stop/start naming several instances) are
+    one record; a value forwarded twice is in one partition twice and stays twice.
+    ``progress`` makes a bar (tqdm's interface) from the number of offsets to read.
+    """
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+    _TRANSIENT = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)  # noqa: N806
+    meta = metadata(settings)
+    described = meta.topics.get(topic)
+    if described is None or described.error is not None:
+        raise UserError(f"topic {topic} does not exist at {settings.bootstrap_servers}")
+    stats = TopicStats(topic=topic, partitions=len(described.partitions))
+    consumer = Consumer(consumer_config(settings))
+    merger = CopyMerger(window, stats)
+    bar = None
+    try:
+        bounds = find_offsets(consumer, topic, sorted(described.partitions), window,
+                              max_delay_ms)
+        stats.offsets = bounds
+        todo = {p: end for p, (start, end) in bounds.items() if start < end}
+        if progress is not None:
+            bar = progress(sum(end - start for start, end in bounds.values()))
+        if todo:
+            consumer.assign([TopicPartition(topic, p, bounds[p][0]) for p in sorted(todo)])
+        idle_since = time.monotonic()
+        while todo:
+            messages = consumer.consume(num_messages=1000, timeout=1.0)
+            if not messages:
+                if time.monotonic() - idle_since > idle_timeout:
+                    left = ", ".join(f"{p}" for p in sorted(todo))
+                    raise UserError(f"reading {topic}: no message for {idle_timeout:.0f} s "
+                                    f"with offsets left on partition(s) {left}")
+                continue
+            idle_since = time.monotonic()
+            read = 0
+            for message in messages:
+                error = message.error()
+                partition = message.partition()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        _done(consumer, todo, topic, partition)
+                        continue
+                    if error.retriable() or error.code() in _TRANSIENT:
+                        continue  # librdkafka reconnects; the idle timeout bounds the wait
+                    raise UserError(f"reading {topic}: {error.str()}")
+                if partition not in todo:
+                    continue
+                offset = message.offset()
+                if offset >= todo[partition]:
+                    _done(consumer, todo, topic, partition)
+                    continue
+                read += 1
+                stats.messages += 1
+                merger.add(partition, offset, message.key(), message.timestamp()[1],
+                           message.value(), message.headers())
+                if offset >= todo[partition] - 1:
+                    _done(consumer, todo, topic, partition)
+            if bar is not None and read:
+                bar.update(read)
+    except KafkaException as exc:
+        raise UserError(f"reading {topic}: {exc.args[0].str()}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+        consumer.close()
+    return merger.items(), stats
+
+
+def _done(consumer: Any, todo: dict[int, int], topic: str, partition: int) -> None:
+    from confluent_kafka import TopicPartition
+
+    if todo.pop(partition, None) is not None:
+        consumer.pause([TopicPartition(topic, partition)])
+
+
+def _event_time(raw: bytes, fallback: int) -> int:
+    """A batched record's eventTime (its batch's timestamp when it has none: it is rejected
+    later with its reason)."""
+    if not may_matter(raw):
+        return fallback  # skipped undecoded, whatever its time
+    try:
+        record = unwrap(_decoder.decode(raw))
+        return event_time_of(record) if isinstance(record, dict) else fallback
+    except (ValueError, RecursionError):
+        return fallback
+
+
+class CopyMerger:
+    """Holds the distinct record values read and merges their partition copies into one record."""
+
+    def __init__(self, window: TimeRange, stats: TopicStats) -> None:
+        self.window = window
+        self.stats = stats
+        self.held: dict[bytes, _Held] = {}
+
+    def add(self, partition: int, offset: int, key: bytes | None, timestamp: int,
+            value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        if is_network_only(headers):
+            self.stats.copies += 1  # the same record is on its instance's partition
+            return
+        for line, raw in records_of(value or b"", headers):
+            if line is None:
+                self._add(partition, (offset, 0), key, timestamp, raw)
+            else:
+                # A batch is timestamped with its earliest record: each record has its own.
+                self._add(partition, (offset, line), None, _event_time(raw, timestamp), raw)
+
+    def _add(self, partition: int, place: tuple[int, int], key: bytes | None, timestamp: int,
+             value: bytes) -> None:
+        if timestamp not in self.window:
+            self.stats.outside += 1
+            return
+        if value.strip() and not may_matter(value):
+            self.stats.skipped += 1  # as the stream does: never decoded, cannot make a finding
+            return
+        entry = self.held.get(value)
+        origin = (partition, *place)
+        if entry is None:
+            entry = self.held[value] = _Held(timestamp, origin)
+        else:
+            entry.origin = min(entry.origin, origin)  # whatever the read order
+        where = (partition, key)
+        entry.copies[where] = entry.copies.get(where, 0) + 1
+
+    def items(self) -> list[Item]:
+        """One record per distinct value (as many as its most copies under one partition and
+        key), ordered by (timestamp, bytes): the same for any partitioning of the same records."""
+        items: list[Item] = []
+        topic = self.stats.topic
+        for value, entry in sorted(self.held.items(), key=lambda kv: (kv[1].timestamp, kv[0])):
+            repeats = max(entry.copies.values())
+            self.stats.copies += sum(entry.copies.values()) - repeats
+            partition, offset, line = entry.origin
+            origin = f"{topic}/{partition}@{offset}" + (f"#{line}" if line else "")
+            items += [Record(origin, raw=value)] * repeats
+        return items
