@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     check_sources(args.sources)
     if args.follow and not all(s.startswith("s3://") for s in args.sources):
         raise UserError("--follow works with s3:// sources only")
-    if topic == settings.topic_input:
-        ensure_topics(settings, [topic])
+    # A missing topic is made as the input topic is (time retention off, the partitions of
+    # the config), so an archive forwarded into a fresh topic for a backtest keeps every record.
+    ensure_topics(settings, [topic], input_like=(topic,))
     meta = metadata(settings)
     if topic not in meta.topics or meta.topics[topic].error is not None:
         raise UserError(f"topic {topic} does not exist: create it, or run `exfilguard topics "

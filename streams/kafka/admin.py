@@ -69,8 +69,9 @@ def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
 
 
 def ensure_topics(settings: KafkaSettings, names: list[str] | None = None,
-                  timeout: float = 10.0) -> list[str]:
-    """Create the missing ones among input, findings and dead-letter topics; return created."""
+                  timeout: float = 10.0, input_like: tuple[str, ...] = ()) -> list[str]:
+    """Create the missing ones among input, findings and dead-letter topics (or ``names``;
+    those in ``input_like`` get the input topic's settings); return those created."""
     meta = metadata(settings, timeout)
     wanted = names or [settings.topic_input, settings.topic_findings, settings.topic_dlq]
     created = []
@@ -79,14 +80,15 @@ def ensure_topics(settings: KafkaSettings, names: list[str] | None = None,
         existing = meta.topics.get(name)
         if existing is not None and existing.error is None:
             count = len(existing.partitions)
-            if name == settings.topic_input and count != settings.partitions:
+            if (name == settings.topic_input or name in input_like) \
+                    and count != settings.partitions:
                 raise UserError(
                     f"topic {name} has {count} partitions but the config says "
                     f"{settings.partitions}: set {env_name('partitions')}={count}, or use "
                     f"a new topic (partitions cannot shrink)")
             continue
         config = FINDINGS_CONFIG if name == settings.topic_findings else {}
-        if name == settings.topic_input:
+        if name == settings.topic_input or name in input_like:
             config = {"retention.ms": str(settings.input_retention_ms)}
         new.append(NewTopic(name, num_partitions=settings.partitions,
                             replication_factor=settings.replication_factor, config=config))
