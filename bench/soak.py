@@ -69,7 +69,7 @@ def feed(seconds: float, rate: int, sample_every: float, partitions: int) -> dic
         "samples": [{"s": s, "rss_mib": round(r / 2**20, 1), "read": int(j)}
                     for s, r, j in samples],
         "traffic": "bench/state.py's organisation (instance records only), event time "
-                   "running one simulated hour per ~180 records",
+                   "running one simulated hour per ~75 records",
     }
 
 
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--seconds", type=float, default=1800.0,
                         help="how long to feed (default 1800; $SOAK_SECONDS in make soak)")
-    parser.add_argument("--rate", type=int, default=2000, help="records a second (default 2000)")
+    parser.add_argument("--rate", type=int, default=300,
+                        help="records a second (default 300; every one concerns an instance, "
+                             "so each costs the worker two agent hops)")
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between RSS samples")
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--output", help="also write the figures here (JSON), e.g. under "

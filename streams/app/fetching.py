@@ -1,11 +1,6 @@
-"""Faust's Kafka transport with one fix: records fetched for a partition Faust is not reading
-are sought back, never handed over and dropped (the empty-disk stall of Faust 0.15.3).
-
-When Faust's own recovery ends it pauses the changelogs before it resumes the input, so its set
-of active partitions is briefly empty; aiokafka's ``fetched_records`` reads an empty set as "every
-partition", drains the input records fetched during recovery, and Faust drops them because their
-partition is not active. aiokafka's position is then past them, and a partition with no committed
-offset is never sought back: the worker reports ready and consumes nothing.
+"""Faust's Kafka transport with one mend: records fetched for a partition Faust is not reading
+are sought back, never handed over and dropped (the empty-disk stall of Faust 0.15.3 with
+aiokafka 0.14; see ``_ConsumerThread``).
 """
 
 from __future__ import annotations
@@ -19,6 +14,12 @@ log = logging.getLogger("exfilguard.worker")
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """When Faust's own recovery ends it pauses the changelogs before it resumes the input, so
+    its set of active partitions is briefly empty; aiokafka's ``fetched_records`` reads an empty
+    set as "every partition", drains the input records fetched during recovery, and Faust drops
+    them as not active. aiokafka's position is then past them, and a partition with no committed
+    offset is never sought back: the worker reports ready and consumes nothing."""
+
     async def _fetch_records(self, consumer: Any, active_partitions: Any,
                              timeout: float | None = None,
                              max_records: int | None = None) -> Any:

@@ -1,9 +1,5 @@
-"""A readiness condition: a worker assigned partitions with records waiting that reads none of
-them for longer than ``kafka.stall_seconds`` is not ready, whatever Faust's own state says.
-
-The agents tell ``Progress`` each offset they finish; /readyz asks it which partitions stall.
-Where a partition is read from (no offset finished yet) comes from the consumer: its committed
-offset, or the log's start when nothing was committed.
+"""A readiness condition /readyz consults: a worker with records waiting on an assigned
+partition that reads none of them for longer than ``kafka.stall_seconds`` is not ready.
 """
 
 from __future__ import annotations
@@ -17,7 +13,8 @@ TopicPartition = tuple[str, int]
 
 @dataclass
 class Progress:
-    """Per assigned partition: the next offset to read, and since when it has not moved."""
+    """Per assigned partition: the next offset to read (the agents report each one done), and
+    since when it has not moved."""
 
     stall_seconds: float
     next_offset: dict[TopicPartition, int] = field(default_factory=dict)
@@ -52,7 +49,9 @@ class Progress:
 
 
 class ConsumerProgress:
-    """``Progress`` over a Faust app's consumer: its assignment, end and start offsets."""
+    """``Progress`` over a Faust app's consumer: its assignment and end offsets; where a
+    partition is read from before any offset is done is its committed offset, or the log's
+    start when nothing was committed."""
 
     def __init__(self, app: Any, progress: Progress, topics: Callable[[], set[str]]) -> None:
         self.app = app
