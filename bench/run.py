@@ -101,7 +101,7 @@ def routed(files: list[Path], partitions: int,
     from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
     from streams.sources.files import iter_items
 
-    batches = sorted_batches(iter_items([str(f) for f in files]), ForwardStats())
+    batches = sorted_batches(iter_items([str(f) for f in files], runs=True), ForwardStats())
     return list(messages(batches, partitions, batch_records))
 
 
@@ -407,7 +407,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
         messages = routed(files, 1)
         log("e2e: the forwarder's own rate (into a scratch topic, no worker running)")
         start = time.monotonic()
-        stats = forward(iter_items([str(f) for f in files]), deployment.settings,
+        stats = forward(iter_items([str(f) for f in files], runs=True), deployment.settings,
                         f"{deployment.app_id}-forward-scratch", 1)
         forward_rate = stats.records / (time.monotonic() - start)
         log(f"e2e: forwarder {forward_rate:,.0f} records/s")

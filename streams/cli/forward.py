@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
         if args.follow:
             failed = _follow(args, settings, topic, partitions, progress)
         else:
-            failed = _once(iter_items(args.sources, s3_reader()), settings, topic, partitions,
-                           progress, args)
+            items = iter_items(args.sources, s3_reader(), runs=True)
+            failed = _once(items, settings, topic, partitions, progress, args)
     finally:
         if progress is not None:
             progress.close()
@@ -118,7 +118,7 @@ def _follow(args, settings, topic, partitions, progress) -> int:
             def items(keys=keys, bucket=bucket):
                 for key in keys:
                     yield from split_document(read_object(client, bucket, key),
-                                              f"s3://{bucket}/{key}")
+                                              f"s3://{bucket}/{key}", runs=True)
 
             if _once(items(), settings, topic, partitions, progress, args):
                 return 1  # stop at a delivery failure: the next run resumes from last_key
