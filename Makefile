@@ -6,6 +6,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 EXFIL    := $(VENV)/bin/exfilguard
 STAMP    := $(VENV)/.installed
+BENCHED  := $(VENV)/.bench-installed
 KAFKA    := tools/kafka/kafka.sh
 export EXFILGUARD_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv/ with exfilguard and its test tools installed
 
 lint: $(STAMP) ## ruff, and the layering: a pure core, no part importing the commands
-	$(VENV)/bin/ruff check streams tests
+	$(VENV)/bin/ruff check streams tests bench
 	$(PY) tools/check_layers.py
 
 kafka-up: $(STAMP) ## start the local Kafka broker on 127.0.0.1:9092 (idempotent)
@@ -43,7 +44,7 @@ stop: ## stop the worker and the local broker started by `make run`
 	@tools/run-demo.sh stop
 	@$(KAFKA) down
 
-test: lint helm-check browser ## the whole test suite, the real broker included (it starts its own)
+test: lint helm-check browser $(BENCHED) ## the whole test suite, the real broker included (it starts its own)
 	$(VENV)/bin/pytest -q -ra --ignore=tests/helm
 
 test-unit: $(STAMP) ## the tests that need no broker
@@ -56,8 +57,12 @@ browser: ## Debian's chromium, for the test that opens the backtest report headl
 helm-check: $(STAMP) ## build helm, lint and render the chart, validate it, run the chart tests
 	tools/helm-check.sh
 
-bench: $(STAMP) ## benchmarks: writes bench/results.json and prints a table
-	$(PY) -m bench.run
+$(BENCHED): $(STAMP) pyproject.toml
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	@touch $@
+
+bench: $(BENCHED) ## benchmarks: writes bench/results.json, prints a table (ARGS=--quick: small)
+	$(PY) -m bench.run $(ARGS)
 
 soak: $(STAMP) ## one worker fed steadily for SOAK_SECONDS (1800), RSS sampled (SOAK_ARGS for more)
 	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)

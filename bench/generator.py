@@ -213,10 +213,10 @@ def _one(rng: random.Random, ids: _Ids, org: Organisation, index: int) -> bytes:
     else:
         kind = _KIND_NAMES[bisect(_CUMULATIVE, rng.random() * _TOTAL_WEIGHT)]
         record = _BUILDERS[kind](rng, ids, org, now)
-    return _sized(rng, ids, record)
+    return sized(rng, ids, record)
 
 
-def _sized(rng: random.Random, ids: _Ids, record: dict[str, Any]) -> bytes:
+def sized(rng: random.Random, ids: _Ids, record: dict[str, Any]) -> bytes:
     """Encode, padded (as S3 pads with x-amz-id-2) to a size drawn from 1.2–2 KB."""
     target = rng.randint(MIN_BYTES, MAX_BYTES)
     raw = _encoder.encode(record)
@@ -630,7 +630,7 @@ def issuances(n: int, seed: int = 1, span_s: float = 3600.0) -> Iterator[tuple[b
         c = credential(index, seed)
         now = BASE_EPOCH + index * span_s / max(n, 1)
         record = issuance_record(ids, now, c.instance_id, c.key, c.role, c.account, c.role_id)
-        yield c.instance_id.encode(), _sized(rng, ids, record)
+        yield c.instance_id.encode(), sized(rng, ids, record)
 
 
 def encode(record: dict[str, Any]) -> bytes:

@@ -31,6 +31,11 @@ EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
 from streams.kafka.batches import Message, records_of  # noqa: E402
 
 
+def log(message: str) -> None:
+    """One progress line of the benchmark on stderr (stdout carries its table)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def records_in(message: Message) -> int:
     """Records a message carries: a batch's lines, else one."""
     return sum(1 for _ in records_of(message.value, message.headers))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -44,12 +45,13 @@ from bench import harness
 from bench.generator import (
     GENERATOR_VERSION,
     Generator,
-    _sized,
     credential,
     ids_for,
     issuance_record,
+    sized,
     theft_record,
 )
+from bench.harness import log
 from streams.kafka.batches import BATCH_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,10 +72,6 @@ FULL = {"events": 1_000_000, "e2e_events": 200_000, "latency_s": 60, "credential
         "fed_credentials": 30_000, "scaling_events": 100_000, "repeats": 2}
 QUICK = {"events": 100_000, "e2e_events": 50_000, "latency_s": 20, "credentials": 50_000,
          "fed_credentials": 20_000, "scaling_events": 50_000, "repeats": 3}
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -105,7 +103,7 @@ def routed(files: list[Path], partitions: int,
     from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
     from streams.sources.files import iter_items
 
-    batches = sorted_batches(iter_items([str(f) for f in files]), ForwardStats())
+    batches = sorted_batches(iter_items([str(f) for f in files], runs=True), ForwardStats())
     return list(messages(batches, partitions, batch_records))
 
 
@@ -330,7 +328,7 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
     for c in creds:
         record = issuance_record(ids, event_time, c.instance_id, c.key, c.role, c.account,
                                  c.role_id)
-        issued.append(harness.Message(c.instance_id.encode(), _sized(ids.rng, ids, record), None,
+        issued.append(harness.Message(c.instance_id.encode(), sized(ids.rng, ids, record), None,
                                       int(event_time * 1000)))
     before = worker.metrics().get("exfilguard_issuances_total", 0)
     harness.produce_all(settings, topic, issued)
@@ -370,7 +368,7 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
                                       c.role_id, f"203.0.113.{injected % 250 + 1}",
                                       issued=background[0][3] / 1000)
                 produced_at[c.key] = time.monotonic()
-                client.produce(topic, value=_sized(ids.rng, ids, record),
+                client.produce(topic, value=sized(ids.rng, ids, record),
                                key=c.instance_id.encode(), timestamp=int(event_time * 1000))
                 injected += 1
                 next_injection += every
@@ -411,7 +409,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
         messages = routed(files, 1)
         log("e2e: the forwarder's own rate (into a scratch topic, no worker running)")
         start = time.monotonic()
-        stats = forward(iter_items([str(f) for f in files]), deployment.settings,
+        stats = forward(iter_items([str(f) for f in files], runs=True), deployment.settings,
                         f"{deployment.app_id}-forward-scratch", 1)
         forward_rate = stats.records / (time.monotonic() - start)
         log(f"e2e: forwarder {forward_rate:,.0f} records/s")
@@ -651,6 +649,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = [name for name in ("orjson",) if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"bench: {', '.join(missing)} not installed: `make bench` installs the bench "
+              "extra (or .venv/bin/pip install -e '.[bench]')", file=sys.stderr)
+        return 2
     summary, details = machine()
     results: dict[str, Any] = {"machine": summary}
     OUT.mkdir(parents=True, exist_ok=True)

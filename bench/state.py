@@ -26,7 +26,8 @@ from typing import Any
 import msgspec
 
 from bench import harness
-from bench.generator import BASE_EPOCH, _sized, credential, ids_for, issuances, theft_record
+from bench.generator import BASE_EPOCH, credential, ids_for, issuances, sized, theft_record
+from bench.harness import log
 from streams.core.detector import DetectorState
 
 # DetectorState field → Faust table name: the same since the fields are named as the tables
@@ -34,12 +35,6 @@ from streams.core.detector import DetectorState
 TABLES = {f.name: f.name for f in fields(DetectorState)}
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
-
-
-def log(message: str) -> None:
-    from bench.run import log as run_log
-
-    run_log(message)
 
 
 class ChangelogTable(MutableMapping):
@@ -91,16 +86,13 @@ def write_changelog(deployment: harness.Deployment, count: int, seed: int) -> di
     from streams.core.detector import Detector, DetectorState
     from streams.core.records import decode
 
-    missing = {f.name for f in fields(DetectorState)} - TABLES.keys()
-    if missing:
-        raise RuntimeError(f"bench/state.py: DetectorState has fields {sorted(missing)} that "
-                           "TABLES does not map to table names; update TABLES")
     loaded = load_config(str(deployment.config))
     # Faust's producer does not compress (producer_compression_type: None): neither does this.
     producer = harness.Producer({**deployment.settings.confluent(), "linger.ms": 20,
                                  "batch.size": 1_000_000, "acks": "all"})
-    tables = {name: ChangelogTable(producer, f"{deployment.app_id}-{table}-changelog")
-              for name, table in TABLES.items()}
+    # DetectorState's fields are named as the worker's tables (streams/app/wiring.py).
+    tables = {f.name: ChangelogTable(producer, f"{deployment.app_id}-{f.name}-changelog")
+              for f in fields(DetectorState)}
     detector = Detector(loaded.detection, load_aws_ranges(loaded.detection),
                         DetectorState(**tables))
     for _, raw in issuances(count, seed=seed):
@@ -110,7 +102,7 @@ def write_changelog(deployment: harness.Deployment, count: int, seed: int) -> di
     remaining = producer.flush(300)
     if remaining:
         raise RuntimeError(f"{remaining} changelog messages not delivered")
-    return {TABLES[name]: table.messages for name, table in tables.items()}
+    return {name: table.messages for name, table in tables.items()}
 
 
 def changelog_messages(deployment: harness.Deployment) -> dict[str, int]:
@@ -133,7 +125,7 @@ def check_recovered(deployment: harness.Deployment, count: int, seed: int) -> bo
         time.sleep(1.0)
         harness.produce_all(deployment.settings, deployment.settings.topic_input,
                             [harness.Message(c.instance_id.encode(),
-                                             _sized(ids.rng, ids, record), None, 0)])
+                                             sized(ids.rng, ids, record), None, 0)])
         try:
             harness.wait_until(lambda: c.key in watcher.arrivals, timeout=60,
                                what="finding for a recovered credential")

@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
         elif args.follow:
             failed = _follow(args, settings, topic, partitions)
         else:
-            failed = _once(iter_items(args.sources, s3_reader()), settings, topic, partitions,
-                           progress, args)
+            items = iter_items(args.sources, s3_reader(), runs=True)
+            failed = _once(items, settings, topic, partitions, progress, args)
     finally:
         if progress is not None:
             progress.close()

@@ -82,22 +82,30 @@ class Batcher:
         self.max_span_ms = max_span_ms
         self.open: dict[int, _Open] = {}
 
-    def add(self, partition: int, payload: bytes, time_ms: int | None) -> Iterator[Message]:
+    def add(self, partition: int, payload: bytes, time_ms: int | None) -> Message | None:
+        """Add a record; the batch it closed to make room, if any."""
+        closed = None
         batch = self.open.get(partition)
-        if batch is not None and batch.lines and not self._fits(batch, payload, time_ms):
-            yield self._close(partition)
+        if batch is not None and (len(batch.lines) >= self.max_records
+                                  or batch.size + len(payload) > self.max_bytes
+                                  or not self._spans(batch, time_ms)):
+            closed = self._close(partition)
             batch = None
         if batch is None:
             batch = self.open[partition] = _Open()
         batch.lines.append(payload)
         batch.size += len(payload) + 1
         if time_ms is not None:  # a record with no valid time fits anywhere: it is rejected
-            batch.low = time_ms if batch.low is None else min(batch.low, time_ms)
-            batch.high = time_ms if batch.high is None else max(batch.high, time_ms)
+            if batch.low is None:
+                batch.low = batch.high = time_ms
+            elif time_ms < batch.low:
+                batch.low = time_ms
+            elif time_ms > batch.high:
+                batch.high = time_ms
+        return closed
 
-    def _fits(self, batch: _Open, payload: bytes, time_ms: int | None) -> bool:
-        if len(batch.lines) >= self.max_records or batch.size + len(payload) > self.max_bytes:
-            return False
+    def _spans(self, batch: _Open, time_ms: int | None) -> bool:
+        """The batch, with a record of this time, still spans at most max_span_ms."""
         if time_ms is None or batch.low is None:
             return True
         return max(batch.high, time_ms) - min(batch.low, time_ms) <= self.max_span_ms

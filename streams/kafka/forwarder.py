@@ -6,16 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import msgspec
 from confluent_kafka import KafkaException, Producer
 
-from streams.core.order import OrderKey, irrelevant_order_key, order_key
-from streams.core.records import MAX_RECORD_BYTES, Event, event_time_of, normalise, unwrap
+from streams.core.order import IRRELEVANT_RANK, OrderKey, irrelevant_order_key, order_key
+from streams.core.records import (
+    MAX_RECORD_BYTES,
+    NETWORK_EVENTS,
+    Event,
+    event_time_of,
+    normalise,
+    unwrap,
+)
+from streams.core.times import BadTime, parse_time
 from streams.kafka.batches import BATCH_RECORDS, NETWORK_ONLY, Batcher, Message, as_line
-from streams.kafka.routing import Route, partitions_of, route_of_event
+from streams.kafka.routing import Route, partition_for, partitions_of, route_of_event
 from streams.kafka.settings import KafkaSettings
-from streams.sources.files import BadLine, Item, Record
+from streams.sources.files import BadLine, Item, Lines, Record
 
 _decoder = msgspec.json.Decoder()
 SORT_CHUNK = 50_000  # records sorted together at most (one CloudTrail file is far fewer)
@@ -46,25 +56,103 @@ def producer_config(settings: KafkaSettings) -> dict:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     time_ms: int | None
     order: OrderKey  # the core's order: the stream judges records as ``detect`` does
-    origin: str
     payload: bytes
-    record: object
+    route: Route
     event: Event | None  # None: about no instance, or malformed (routed by its access key)
 
-    @property
-    def route(self) -> Route:
-        return route_of_event(self.event, self.record)
+
+class _Identity(msgspec.Struct, gc=False):
+    arn: Any = None
+    accessKeyId: Any = None
+    invokedBy: Any = None
 
 
-def _prepare(item: Record, stats: ForwardStats) -> Outgoing | None:
+class _Envelope(msgspec.Struct, gc=False):
+    """The top-level fields that tell a record about no instance, and time and route it; the
+    rest of the record is parsed but not built, which is what keeps the forwarder fast."""
+
+    eventName: Any = msgspec.UNSET
+    eventTime: Any = None
+    timestamp: Any = msgspec.field(default=None, name="@timestamp")
+    userIdentity: _Identity | None = None
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_new = tuple.__new__  # an Outgoing without the Python frame of its __new__: once per record
+_times: dict[str, int | None] = {}  # eventTime → ms: one CloudTrail second holds many records
+_SESSION_MARK = ":assumed-role/"
+
+
+def _time_of(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None  # what event_time_of rejects
+    cached = _times.get(value, _times)
+    if cached is not _times:
+        return cached
+    try:
+        cached = parse_time(value)
+    except BadTime:
+        cached = None
+    if len(_times) > 100_000:
+        _times.clear()
+    _times[value] = cached
+    return cached
+
+
+def undecoded_outgoing(raw: bytes) -> Outgoing | None:
+    """A record about no instance, timed and routed from its envelope as the full decode would
+    (same time, same key), or None: it may concern an instance, or only the full decode can
+    say (an EventBridge event, an odd shape, non-ASCII bytes: skipped strings are not checked
+    for UTF-8, which the full decode reports).
+
+    The test is ``normalise``'s own, from the outside in: only an ``AssumeRole``, an address
+    change or a session named like an instance (``assumed-role/ROLE/i-…``) can become an event.
+    Escapes are decoded, so no spelling of a name slips past it.
+    """
+    if not raw.isascii():
+        return None
+    try:
+        envelope = _envelope.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    name = envelope.eventName
+    if name is msgspec.UNSET or name == "AssumeRole" or name in NETWORK_EVENTS:
+        return None
+    identity = envelope.userIdentity
+    key = None
+    if identity is not None:
+        arn = identity.arn
+        if (isinstance(arn, str) and ("/i-" in arn or "/I-" in arn) and _SESSION_MARK in arn
+                and arn.rpartition("/")[2][:2] in ("i-", "I-")):
+            return None
+        key = identity.accessKeyId
+    value = envelope.eventTime if envelope.eventTime is not None else envelope.timestamp
+    time_ms = _times.get(value, _times) if type(value) is str else None
+    if time_ms is _times:
+        time_ms = _time_of(value)
+    route = _new(Route, ((key.encode() if type(key) is str and key else None,), False, False))
+    return _new(Outgoing, (time_ms, (time_ms or 0, IRRELEVANT_RANK, ""), raw, route, None))
+
+
+def outgoing_of(item: Record, stats: ForwardStats) -> Outgoing | None:
+    """The record ready to sort and route, or None (skipped, with the reason in ``stats``)."""
     if item.raw is not None and len(item.raw) > MAX_RECORD_BYTES:
         # Past what any CloudTrail record is, and past what a broker takes by default.
         _skip(stats, item.origin, f"record of {len(item.raw)} bytes exceeds {MAX_RECORD_BYTES}")
         return None
+    # ~95% of records concern no instance: their envelope is enough to time and route them.
+    if item.raw is not None:
+        outgoing = undecoded_outgoing(item.raw)
+        if outgoing is not None:
+            return outgoing
+    return decoded_outgoing(item, stats)
+
+
+def decoded_outgoing(item: Record, stats: ForwardStats) -> Outgoing | None:
+    """``outgoing_of`` by a full decode: every relevant record, and the odd irrelevant ones."""
     record = item.data
     if item.raw is not None:
         try:
@@ -83,18 +171,17 @@ def _prepare(item: Record, stats: ForwardStats) -> Outgoing | None:
     except ValueError:
         event = None  # forwarded all the same: the worker dead-letters it with the reason
     if event is not None:
-        return Outgoing(event.event_time, order_key(event), item.origin, item.as_bytes(),
-                        record, event)
+        return Outgoing(event.event_time, order_key(event), item.as_bytes(),
+                        route_of_event(event, record), event)
     try:
         time_ms = event_time_of(unwrap(record))
     except ValueError:
         time_ms = None
-    return Outgoing(time_ms, irrelevant_order_key(time_ms), item.origin, item.as_bytes(),
-                    record, None)
+    return Outgoing(time_ms, irrelevant_order_key(time_ms), item.as_bytes(),
+                    route_of_event(None, record), None)
 
 
-def _order(outgoing: Outgoing) -> OrderKey:
-    return outgoing.order
+_order = attrgetter("order")
 
 
 def _skip(stats: ForwardStats, origin: str, reason: str) -> None:
@@ -103,22 +190,46 @@ def _skip(stats: ForwardStats, origin: str, reason: str) -> None:
         stats.skipped.append(f"{origin}: {reason}")
 
 
-def sorted_batches(items: Iterable[Item], stats: ForwardStats) -> Iterator[list[Outgoing]]:
+def sorted_batches(items: Iterable[Item | Lines],
+                   stats: ForwardStats) -> Iterator[list[Outgoing]]:
+    """Each file's records in ``order_key`` order (in chunks of at most SORT_CHUNK)."""
     batch: list[Outgoing] = []
     current_file = None
     for item in items:
-        stats.records += 1
         if isinstance(item, BadLine):
+            stats.records += 1
             _skip(stats, item.origin, item.reason)
             continue
-        file_name = item.origin.rsplit(":", 1)[0].split("[", 1)[0]
-        if batch and (file_name != current_file or len(batch) >= SORT_CHUNK):
+        if isinstance(item, Lines):
+            file_name = item.origin.split("[", 1)[0]
+        else:
+            file_name = item.origin.rsplit(":", 1)[0].split("[", 1)[0]
+        if batch and file_name != current_file:
             yield sorted(batch, key=_order)
             batch = []
         current_file = file_name
-        outgoing = _prepare(item, stats)
-        if outgoing is not None:
-            batch.append(outgoing)
+        if isinstance(item, Record):
+            stats.records += 1
+            if len(batch) >= SORT_CHUNK:
+                yield sorted(batch, key=_order)
+                batch = []
+            outgoing = outgoing_of(item, stats)
+            if outgoing is not None:
+                batch.append(outgoing)
+            continue
+        # The lines of a file: most need nothing but their envelope (undecoded_outgoing).
+        for number, raw in zip(item.numbers, item.lines, strict=True):
+            stats.records += 1
+            if len(batch) >= SORT_CHUNK:
+                yield sorted(batch, key=_order)
+                batch = []
+            outgoing = undecoded_outgoing(raw) if len(raw) <= MAX_RECORD_BYTES else None
+            if outgoing is None:
+                record = Record(f"{item.origin}:{number}", raw=raw)
+                outgoing = (decoded_outgoing(record, stats) if len(raw) <= MAX_RECORD_BYTES
+                            else outgoing_of(record, stats))
+            if outgoing is not None:
+                batch.append(outgoing)
     if batch:
         yield sorted(batch, key=_order)
 
@@ -133,15 +244,26 @@ def messages(batches: Iterable[list[Outgoing]], partitions: int,
         return
     batcher = Batcher(batch_records)
     spread = 0  # records that belong to no instance: any partition, in turn
+    single_partition = partitions == 1
     for batch in batches:
-        for outgoing in batch:
-            targets = partitions_of(outgoing.route, partitions)
-            if not targets:
-                targets = {spread % partitions}
-                spread += 1
-            payload = as_line(outgoing.payload)
-            for partition in sorted(targets):
-                yield from batcher.add(partition, payload, outgoing.time_ms)
+        for time_ms, _, payload, route, _ in batch:
+            keys = route.keys
+            if single_partition:
+                targets: Iterable[int] = (0,)
+            elif len(keys) == 1 and keys[0] is not None and not (
+                    route.broadcast or route.network_broadcast):
+                targets = (partition_for(keys[0], partitions),)  # most records: one key
+            else:
+                targets = sorted(partitions_of(route, partitions))
+                if not targets:
+                    targets = (spread % partitions,)
+                    spread += 1
+            if b"\n" in payload:
+                payload = as_line(payload)
+            for partition in targets:
+                closed = batcher.add(partition, payload, time_ms)
+                if closed is not None:
+                    yield closed
     yield from batcher.flush()
 
 

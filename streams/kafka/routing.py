@@ -4,15 +4,16 @@ key → partition, so the forwarder's batches and the worker's ``copies_on`` agr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import struct
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from streams.core.records import ApiCall, Event, Issuance, NetworkChange, normalise, unwrap
 
 BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
 
-@dataclass(frozen=True, slots=True)
-class Route:
+
+class Route(NamedTuple):  # a tuple: one is made for every record the forwarder sends
     keys: tuple[bytes | None, ...]  # one message per key
     broadcast: bool = False  # one copy per partition, under keys[0]
     # A call by an instance role that also allocates or associates addresses: keyed by its
@@ -51,28 +52,26 @@ def murmur2(data: bytes) -> int:
     """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), unsigned 32 bits."""
     m = 0x5BD1E995
     length = len(data)
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    whole = length - length % 4
-    for i in range(0, whole, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
+    h = 0x9747B28C ^ length
+    whole = length >> 2
+    for k in struct.unpack_from(f"<{whole}I", data) if whole else ():
         k = (k * m) & 0xFFFFFFFF
-        k ^= k >> 24
-        k = (k * m) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
         h = ((h * m) & 0xFFFFFFFF) ^ k
-    tail = length % 4
-    if tail >= 3:
-        h ^= data[whole + 2] << 16
-    if tail >= 2:
-        h ^= data[whole + 1] << 8
-    if tail >= 1:
-        h ^= data[whole]
-        h = (h * m) & 0xFFFFFFFF
+    tail = length & 3
+    if tail:
+        base = whole << 2
+        if tail >= 3:
+            h ^= data[base + 2] << 16
+        if tail >= 2:
+            h ^= data[base + 1] << 8
+        h = ((h ^ data[base]) * m) & 0xFFFFFFFF
     h ^= h >> 13
     h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h
+    return h ^ (h >> 15)
 
 
+@lru_cache(maxsize=1 << 16)  # murmur2 is pure Python; instance ids and keys recur
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (Java, librdkafka's murmur2_random, aiokafka)
     gives a key."""
@@ -83,6 +82,8 @@ def partitions_of(route: Route, partitions: int) -> set[int]:
     """Every partition a batched record must be in (each once): the worker makes its copies."""
     if route.broadcast or route.network_broadcast:
         return set(range(partitions))
+    if partitions == 1:
+        return {0}  # every key's partition, and where a keyless record is spread to
     return {partition_for(key, partitions) for key in route.keys if key is not None}
 
 
