@@ -383,12 +383,13 @@ def ensure_output_topic(settings: KafkaSettings, topic: str) -> None:
 
 def produce_findings(settings: KafkaSettings, topic: str, findings: list[dict[str, Any]],
                      timeout: float = 120.0) -> int:
-    """Avro findings keyed by id, as the worker writes them; every delivery checked."""
+    """Findings keyed by id, encoded as the worker writes them; every delivery checked."""
     from confluent_kafka import KafkaException, Producer
 
-    from streams.avro import encode_finding
+    from streams.avro import finding_codec
 
     ensure_output_topic(settings, topic)
+    codec = finding_codec(settings, topic)
     failures: list[str] = []
     delivered = 0
 
@@ -404,7 +405,7 @@ def produce_findings(settings: KafkaSettings, topic: str, findings: list[dict[st
     for finding in findings:
         while True:
             try:
-                producer.produce(topic, key=finding["id"].encode(), value=encode_finding(finding),
+                producer.produce(topic, key=finding["id"].encode(), value=codec.encode(finding),
                                  on_delivery=on_delivery)
                 break
             except BufferError:

@@ -22,7 +22,7 @@ from faust.types import EventT
 
 from streams.app import metrics
 from streams.app.restore import bulk_restoring_tables
-from streams.avro import encode_finding
+from streams.avro import finding_codec
 from streams.cli.common import enricher_for
 from streams.config import Loaded, load_aws_ranges
 from streams.core.detector import Detector, DetectorState
@@ -54,6 +54,11 @@ def broker_credentials(settings: KafkaSettings) -> Any:
         context = ssl.create_default_context(cafile=settings.ssl_cafile)
         if settings.ssl_certfile:
             context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    if settings.sasl_mechanism == "OAUTHBEARER":
+        from streams.msk_iam import aiokafka_token_provider
+
+        return faust.OAuthCredentials(oauth_cb=aiokafka_token_provider(settings.aws_region or ""),
+                                      ssl_context=context)
     if protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username, password=settings.sasl_password,
@@ -113,6 +118,7 @@ def create_app(loaded: Loaded) -> faust.App:
     )
     aws = load_aws_ranges(detection)
     detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
+    codec = finding_codec(kafka)  # registers the schema first when the encoding is confluent
     interval = detection.finding_update_interval_seconds
     last_sent: dict[str, tuple[float, int]] = {}  # finding id → (monotonic time, severity)
     # Updates held back by the interval, as the bytes to send: publishable after the tables
@@ -129,7 +135,7 @@ def create_app(loaded: Loaded) -> faust.App:
         now = time.monotonic()
         for finding_id in changed:
             rendered = detector.render(finding_id)
-            payload = encode_finding(rendered)
+            payload = codec.encode(rendered)
             previous = last_sent.get(finding_id)
             if (previous is None or interval == 0 or now - previous[0] >= interval
                     or rendered["severity"] != previous[1]):
@@ -237,7 +243,7 @@ def create_app(loaded: Loaded) -> faust.App:
         for finding_id in list(state.findings.keys()):
             if finding_id not in last_sent and finding_id in state.findings:
                 rendered = detector.render(finding_id)
-                await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
+                await send_encoded(finding_id, codec.encode(rendered), rendered["severity"])
 
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:

@@ -9,7 +9,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError
 
-from streams.avro import BadFinding, decode_finding
+from streams.avro import BadFinding, finding_codec
 from streams.cli.common import add_config_option, add_kafka_options, json_line, loaded_config, note
 from streams.errors import UserError
 from streams.kafka_admin import metadata
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         "enable.auto.commit": bool(args.group),
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
     })
+    codec = finding_codec(settings, topic, writing=False)  # reads every encoding
     consumer.subscribe([topic])
     latest: dict[str, dict] = {}
     printed = bad = 0
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 raise UserError(f"consuming {topic}: {message.error().str()}")
             try:
-                finding = decode_finding(message.value() or b"")
+                finding = codec.decode(message.value() or b"")
             except BadFinding as exc:
                 bad += 1
                 note("findings", f"skipped {topic}/{message.partition()}/{message.offset()}: "
