@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv/ with exfilguard and its test tools installed
 
-lint: $(STAMP) ## ruff, and the rule that the detection core imports no Faust, Kafka or boto3
+lint: $(STAMP) ## ruff, and the layering: a pure core, no part importing the commands
 	$(VENV)/bin/ruff check streams tests
-	$(PY) tools/check_core_purity.py
+	$(PY) tools/check_layers.py
 
 kafka-up: $(STAMP) ## start the local Kafka broker on 127.0.0.1:9092 (idempotent)
 	@$(KAFKA) up

@@ -19,24 +19,21 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: F401 - re-exported
 
-from streams.forwarder import producer_config
-from streams.kafka_admin import admin, ensure_topics
-from streams.settings import KafkaSettings
+from streams.kafka.admin import admin, ensure_topics
+from streams.kafka.forwarder import producer_config
+from streams.kafka.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from kafka_broker import free_port, start_broker, stop_broker  # noqa: E402
 
 EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
-from streams.forwarder import Message  # noqa: E402  (key, value, partition, timestamp, headers)
-from streams.routing import BATCH_FORMAT, BATCH_HEADER  # noqa: E402
+from streams.kafka.batches import Message, records_of  # noqa: E402
 
 
 def records_in(message: Message) -> int:
     """Records a message carries: a batch's lines, else one."""
-    if message.headers and (BATCH_HEADER, BATCH_FORMAT) in message.headers:
-        return sum(1 for line in message.value.split(b"\n") if line.strip())
-    return 1
+    return sum(1 for _ in records_of(message.value, message.headers))
 
 
 class Broker:
@@ -305,7 +302,7 @@ class FindingWatcher:
     """Reads the findings topic from its current end in a thread; first arrival per access key."""
 
     def __init__(self, deployment: Deployment) -> None:
-        from streams.avro import decode_finding
+        from streams.kafka.codec import decode_finding
 
         self._decode = decode_finding
         self.topic = deployment.settings.topic_findings

@@ -6,7 +6,7 @@ core     the detection core over the records in one process, as ``exfilguard det
          in the same run: only splitting and decoding the same lines with the fastest decoder at
          hand (msgspec or orjson). Best of a few repeats each.
 e2e      a local broker, one ``exfilguard worker`` on one partition. The records are the
-         messages the forwarder makes (``streams.forwarder.messages``: batches of up to 500
+         messages the forwarder makes (``streams.kafka.forwarder.messages``: batches of up to 500
          records, same producer settings), produced as fast as the client takes them; records/s
          is the worker's own counter (exfilguard_records_total) between 10% and 90% of the
          records. The same records one per message (any other producer's format) are measured
@@ -48,7 +48,7 @@ from bench.generator import (
     issuance_record,
     theft_record,
 )
-from streams.routing import BATCH_RECORDS
+from streams.kafka.batches import BATCH_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -100,8 +100,8 @@ def dataset(seed: int, events: int) -> list[Path]:
 def routed(files: list[Path], partitions: int,
            batch_records: int = BATCH_RECORDS) -> list[harness.Message]:
     """The messages ``exfilguard forward`` produces for the files (its ``messages``)."""
-    from streams.forwarder import ForwardStats, messages, sorted_batches
-    from streams.inputs import iter_items
+    from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
+    from streams.sources.files import iter_items
 
     batches = sorted_batches(iter_items([str(f) for f in files]), ForwardStats())
     return list(messages(batches, partitions, batch_records))
@@ -113,10 +113,11 @@ def routed(files: list[Path], partitions: int,
 def core_phase(files: list[Path], repeats: int, profile: bool) -> dict[str, Any]:
     import orjson
 
-    from streams.cli.common import enricher_for
-    from streams.config import load_aws_ranges, load_config
-    from streams.inputs import iter_items
-    from streams.offline import detect
+    from streams.aws.ipranges import load_aws_ranges
+    from streams.config.loader import load_config
+    from streams.geo import enricher_for
+    from streams.offline.run import detect
+    from streams.sources.files import iter_items
 
     loaded = load_config(None)
     aws = load_aws_ranges(loaded.detection)
@@ -183,8 +184,8 @@ def profile_core(paths: list[str], loaded, aws, enrich) -> str | None:
     except ImportError:
         log("pyinstrument is not installed (.venv/bin/pip install pyinstrument): no profile")
         return None
-    from streams.inputs import iter_items
-    from streams.offline import detect
+    from streams.offline.run import detect
+    from streams.sources.files import iter_items
 
     profiler = Profiler(interval=0.0005)
     profiler.start()
@@ -392,8 +393,8 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
 
 def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Path],
               latency_s: float, profile: bool) -> dict[str, Any]:
-    from streams.forwarder import forward
-    from streams.inputs import iter_items
+    from streams.kafka.forwarder import forward
+    from streams.sources.files import iter_items
 
     log("e2e: one record per message (the format of any other producer), one worker")
     single = routed(files, 1, batch_records=1)

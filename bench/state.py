@@ -91,7 +91,8 @@ class ChangelogTable(MutableMapping):
 
 def write_changelog(deployment: harness.Deployment, count: int, seed: int) -> dict[str, int]:
     """The changelog a worker writes for ``count`` issuances, written directly."""
-    from streams.config import load_aws_ranges, load_config
+    from streams.aws.ipranges import load_aws_ranges
+    from streams.config.loader import load_config
     from streams.core.detector import Detector, DetectorState
     from streams.core.records import decode
 

@@ -1,7 +1,5 @@
-"""exfilguard: real-time detection of stolen EC2 instance credentials from CloudTrail.
-
-``streams.core`` is the pure detection core; ``streams.app`` wires it into Faust, ``streams.aws``
-adapts boto3, and ``streams.cli`` holds one module per command.
-"""
+"""exfilguard: real-time detection of stolen EC2 instance credentials from CloudTrail. Parts:
+``core``, ``config``, ``sources``, ``kafka``, ``aws``, ``geo``, ``offline``, ``app`` and ``cli``
+(README's Layout draws them; docs/architecture.md walks one record through)."""
 
 __version__ = "0.1.0"

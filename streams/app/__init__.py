@@ -1,8 +1,6 @@
-"""Faust wiring only: ``faust -A streams.app worker`` and ``exfilguard worker`` run this app.
-
-``app`` is built on first access, from the config named by ``EXFILGUARD_CONFIG`` and the
-``EXFILGUARD_*`` variables, so importing a submodule builds nothing.
-"""
+"""Faust wiring only (``faust -A streams.app worker``, ``exfilguard worker``). ``app`` is built on
+first access from ``EXFILGUARD_CONFIG`` and ``EXFILGUARD_*``, so importing a submodule builds
+nothing. May import core, config, sources, kafka, aws, geo; never cli."""
 
 from __future__ import annotations
 
@@ -17,7 +15,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if _app is None:
         from streams.app.wiring import create_app
-        from streams.config import load_config
+        from streams.config.loader import load_config
 
         _app = create_app(load_config())
     return _app

@@ -1,9 +1,6 @@
-"""Table recovery in bulk: the changelog partitions behind their end (a worker on an empty disk,
-a partition moved to it) are read straight into their RocksDB by one confluent-kafka consumer
-before Faust's own recovery, which then has little or nothing left. Faust's recovery costs
-~100 µs a changelog message in Python; this writes the same keys and values, in the same order,
-for a few µs each.
-"""
+"""Table recovery in bulk: changelog partitions behind their end are read straight into RocksDB
+by one confluent-kafka consumer before Faust's own recovery (~100 µs a message in Python), which
+then has little or nothing left; same keys and values, same order."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""The Faust app: topics, tables and the two agents around the detection core.
-
-``track_instance_credentials`` reads CloudTrail, records each issued key in
-``instance_credentials`` at once, and passes every record about instances on, in order and on
-the same partition, to ``detect_credential_use``, which joins calls against the tables through
-the core and produces findings. One ordered stream per partition keeps each instance's events in
-the order ``exfilguard detect`` sees them. Tables are co-partitioned with both topics (same
-key, same partition count); a record that cannot be judged goes to the dead-letter topic with
-its reason.
-"""
+"""The Faust app: ``track_instance_credentials`` records issued keys and passes every record about
+instances on, in order, on its partition, to ``detect_credential_use``, which joins calls against
+the co-partitioned tables through the core; bad records go to the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -22,23 +15,45 @@ from faust.types import EventT
 
 from streams.app import metrics
 from streams.app.restore import bulk_restoring_tables
-from streams.avro import finding_codec
-from streams.cli.common import enricher_for
-from streams.config import Loaded, load_aws_ranges
+from streams.aws.ipranges import load_aws_ranges
+from streams.config.loader import Config
 from streams.core.detector import Detector, DetectorState
 from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
-from streams.routing import (
-    BATCH_FORMAT,
-    BATCH_HEADER,
-    NETWORK_ONLY_HEADER,
-    copies_on,
-    route_of_event,
-)
-from streams.settings import KafkaSettings
+from streams.geo import enricher_for
+from streams.kafka.batches import NETWORK_ONLY, is_batch, is_network_only, records_of
+from streams.kafka.codec import FindingCodec, finding_codec
+from streams.kafka.routing import copies_on, route_of_event
+from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
-NETWORK_ONLY = {NETWORK_ONLY_HEADER: b"1"}
+
+
+TABLES = {
+    "instance_credentials": "access key → instance, role, expiry",
+    "instance_to_addresses": "account/instance → learned addresses, keys",
+    "address_to_account": "ip:/alloc: → account, from address changes",
+    "finding_aggregates": "finding id → aggregate",
+    "pending_calls": "access key → calls waiting for their issuance",
+    "partition_clock": "event-time watermark and indexes, per partition",
+    "offending_event_ids": "event id → seen, so an offending call counts once",
+}
+
+
+class FindingsTopic:
+    """The stream's sink, the async twin of ``offline.sinks.Sink``: findings in the configured
+    encoding to the findings topic, keyed by id, through Faust's producer (flushed before
+    offsets commit)."""
+
+    def __init__(self, topic: Any, codec: FindingCodec) -> None:
+        self.topic = topic
+        self.codec = codec
+
+    async def send(self, finding: dict[str, Any]) -> None:
+        await self.send_encoded(finding["id"], self.codec.encode(finding))
+
+    async def send_encoded(self, finding_id: str, payload: bytes) -> None:
+        await self.topic.send(key=finding_id.encode(), value=payload)
 
 
 class Misrouted(ValueError):
@@ -55,7 +70,7 @@ def broker_credentials(settings: KafkaSettings) -> Any:
         if settings.ssl_certfile:
             context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
     if settings.sasl_mechanism == "OAUTHBEARER":
-        from streams.msk_iam import aiokafka_token_provider
+        from streams.kafka.msk_iam import aiokafka_token_provider
 
         return faust.OAuthCredentials(oauth_cb=aiokafka_token_provider(settings.aws_region or ""),
                                       ssl_context=context)
@@ -66,7 +81,7 @@ def broker_credentials(settings: KafkaSettings) -> Any:
     return faust.SSLCredentials(context)
 
 
-def create_app(loaded: Loaded) -> faust.App:
+def create_app(loaded: Config) -> faust.App:
     kafka = loaded.kafka
     detection = loaded.detection
     app = faust.App(
@@ -107,15 +122,8 @@ def create_app(loaded: Loaded) -> faust.App:
         return app.Table(name, partitions=partitions, key_type=str, value_type=None,
                          help=help_text)
 
-    state = DetectorState(
-        credentials=table("instance_credentials", "access key → instance, role, expiry"),
-        instances=table("instance_to_addresses", "account/instance → learned addresses, keys"),
-        network=table("address_to_account", "ip:/alloc: → account, from address changes"),
-        findings=table("finding_aggregates", "finding id → aggregate"),
-        pending=table("pending_calls", "access key → calls waiting for their issuance"),
-        clock=table("partition_clock", "event-time watermark and indexes, per partition"),
-        seen=table("offending_event_ids", "event id → seen, so an offending call counts once"),
-    )
+    # One Faust table per DetectorState field, under the field's own name.
+    state = DetectorState(**{name: table(name, help_text) for name, help_text in TABLES.items()})
     aws = load_aws_ranges(detection)
     detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
     codec = finding_codec(kafka)  # registers the schema first when the encoding is confluent
@@ -125,8 +133,10 @@ def create_app(loaded: Loaded) -> faust.App:
     # are gone (shutdown revokes the partitions first).
     unsent: dict[str, bytes] = {}
 
+    sink = FindingsTopic(findings_topic, codec)
+
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
-        await findings_topic.send(key=finding_id.encode(), value=payload)
+        await sink.send_encoded(finding_id, payload)
         last_sent[finding_id] = (time.monotonic(), severity)
         unsent.pop(finding_id, None)
         metrics.inc("exfilguard_findings_emitted_total")
@@ -171,7 +181,7 @@ def create_app(loaded: Loaded) -> faust.App:
                 raise Misrouted(f"belongs on another partition than {partition}: the topic's "
                                 f"partition count is not kafka.partitions ({partitions})")
         else:
-            copies = [(event.key, NETWORK_ONLY_HEADER in (event.headers or {}))]
+            copies = [(event.key, is_network_only(event.headers))]
         if isinstance(parsed, Issuance):
             detector.track_issuance(parsed)
         for key, network_only in copies:
@@ -190,13 +200,9 @@ def create_app(loaded: Loaded) -> faust.App:
                 await dead_letter(event, "malformed: empty record (no message value)")
                 continue
             value = bytes(value)
-            batched = (event.headers or {}).get(BATCH_HEADER) == BATCH_FORMAT
-            lines = value.split(b"\n") if batched else [value]
-            for number, raw in enumerate(lines, start=1):
-                if batched and not raw.strip():
-                    continue
+            batched = is_batch(event.headers)
+            for line, raw in records_of(value, event.headers):
                 metrics.inc("exfilguard_records_total")
-                line = number if batched else None
                 try:
                     await track(event, raw, batched)
                 except (MalformedRecord, Misrouted) as exc:
@@ -217,7 +223,7 @@ def create_app(loaded: Loaded) -> faust.App:
                 scope = event.key.decode() if isinstance(event.key, bytes) else None
                 if isinstance(parsed, ApiCall):
                     metrics.inc("exfilguard_calls_judged_total")
-                    if parsed.network is not None and NETWORK_ONLY_HEADER in (event.headers or {}):
+                    if parsed.network is not None and is_network_only(event.headers):
                         # A broadcast copy of an instance role changing addresses: the change
                         # only; the call itself is judged on its instance's partition.
                         parsed = parsed.network
@@ -240,8 +246,8 @@ def create_app(loaded: Loaded) -> faust.App:
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
-        for finding_id in list(state.findings.keys()):
-            if finding_id not in last_sent and finding_id in state.findings:
+        for finding_id in list(state.finding_aggregates.keys()):
+            if finding_id not in last_sent and finding_id in state.finding_aggregates:
                 rendered = detector.render(finding_id)
                 await send_encoded(finding_id, codec.encode(rendered), rendered["severity"])
 

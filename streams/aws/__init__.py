@@ -1,2 +1,2 @@
-"""boto3 adapters: S3 input, organisation accounts, network inventory. Clients are built here,
-at the edge, and handed to the functions that use them."""
+"""boto3 and AWS-file edges: S3 input, organisation accounts, network inventory, the IP-ranges
+file. Clients are built here and handed in. May import core, config and errors; never cli."""

@@ -1,10 +1,6 @@
-"""An account's addresses and networks, region by region, for the config's ``account_networks``.
-
-Per region: the public IPv4 and the IPv6 addresses of instances (/32, /128), elastic IPs, NAT
-gateways' public addresses, and the VPCs' IPv4 and IPv6 CIDR blocks (an interface VPC endpoint's
-addresses lie in its VPC's CIDRs). Every function takes an EC2 client built by the caller; listing
-is paginated. An error in one account or region is recorded and the rest goes on.
-"""
+"""An account's addresses and networks, region by region, for ``account_networks``: instance
+IPv4/IPv6, elastic IPs, NAT gateways and VPC CIDRs. Every function takes an EC2 client built by
+the caller; an error in one account or region is recorded and the rest goes on."""
 
 from __future__ import annotations
 

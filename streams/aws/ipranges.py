@@ -1,8 +1,6 @@
-"""Fetch AWS's current ``ip-ranges.json``, check it, and replace a snapshot with it atomically.
-
-The document is written byte for byte as AWS serves it, only after ``parse_ip_ranges`` accepts it
-and its ``createDate`` is no older than the snapshot it replaces.
-"""
+"""AWS's ``ip-ranges.json`` on disk: load the shipped snapshot or the config's file, and fetch,
+check and atomically replace a snapshot (written byte for byte as AWS serves it, only after
+``parse_ip_ranges`` accepts it and its ``createDate`` is no older than the one it replaces)."""
 
 from __future__ import annotations
 
@@ -19,9 +17,11 @@ from importlib import resources
 from pathlib import Path
 
 from streams import __version__
-from streams.core.awsranges import SNAPSHOT_NAME, BadIpRanges, parse_ip_ranges
+from streams.core.awsranges import AwsIpRanges, BadIpRanges, parse_ip_ranges
+from streams.core.settings import DetectionConfig
 from streams.errors import UserError
 
+SNAPSHOT_NAME = "ip-ranges.json"
 DEFAULT_URL = "https://ip-ranges.amazonaws.com/ip-ranges.json"
 DEFAULT_TIMEOUT_S = 30.0
 MAX_BYTES = 64 * 1024 * 1024  # the real file is a few MB; anything this big is something else
@@ -48,6 +48,30 @@ class RangesInfo:
 def snapshot_path() -> Path:
     """The snapshot shipped in the package (``streams/data/ip-ranges.json``)."""
     return Path(str(resources.files("streams.data").joinpath(SNAPSHOT_NAME)))
+
+
+def load_ip_ranges(path: str | Path | None = None) -> AwsIpRanges:
+    """The file at ``path``, or the snapshot shipped in the package when path is None."""
+    try:
+        text = (snapshot_path() if path is None else Path(path)).read_text("utf-8")
+    except OSError as exc:
+        raise BadIpRanges(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise BadIpRanges(f"not JSON: {exc}") from None
+    return parse_ip_ranges(document)
+
+
+def load_aws_ranges(detection: DetectionConfig) -> AwsIpRanges:
+    """The ranges the config names, or one line saying how to mend it."""
+    try:
+        return load_ip_ranges(detection.aws_ip_ranges)
+    except BadIpRanges as exc:
+        raise UserError(
+            f"aws_ip_ranges {detection.aws_ip_ranges or '(shipped snapshot)'}: {exc}; "
+            "point it at AWS's ip-ranges.json or run `exfilguard ip-ranges update`"
+        ) from None
 
 
 def download(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> bytes:

@@ -1,8 +1,6 @@
-"""The organisation's accounts, from AWS Organizations or from GuardDuty's member list.
-
-Both feed the config's ``associated_accounts``. The functions take a client built by the caller
-and raise ``UserError`` (one line) for an API error, naming the permission or account to use.
-"""
+"""The organisation's accounts (AWS Organizations, or GuardDuty's members) for
+``associated_accounts``; clients are built by the caller, and an API error is one ``UserError``
+naming the permission or account to use."""
 
 from __future__ import annotations
 

@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from streams.backtest import Comparison, compare, read_labels, score, text_report
-from streams.cli.common import add_config_option, add_kafka_options, enricher_for, loaded_config
+from streams.aws.ipranges import load_aws_ranges
+from streams.cli.common import add_config_option, add_kafka_options, loaded_config, time_range
 from streams.cli.replay import add_source_options, describe_source, read_source
-from streams.config import load_aws_ranges, load_config
+from streams.config.loader import load_config
 from streams.errors import UserError
-from streams.replay import parse_range, run_detection
+from streams.geo import enricher_for
+from streams.offline.backtest import Comparison, compare, read_labels, score, text_report
+from streams.offline.run import run_detection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     loaded = loaded_config(args)
-    parse_range(args.start, args.end)
+    time_range(args)
     labels = read_labels(args.labels)
     baseline_loaded = None
     if args.baseline_config:
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                              labels, args.include_archived)
     source = describe_source(args, loaded)
     if report_dir is not None:
-        from streams.report import render_report
+        from streams.offline.report import render_report
 
         page = render_report(result, labels, comparison, source=source,
                              labels_name=args.labels, config_name=loaded.path or "(defaults)",

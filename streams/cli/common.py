@@ -1,16 +1,13 @@
-"""Pieces every command shares: the config option, JSON output, the enricher, stderr notes."""
+"""Pieces every command shares: the config option, JSON output, stderr notes."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-import msgspec
-
-from streams.config import Loaded, load_config
-
-_encoder = msgspec.json.Encoder(order="deterministic")
+from streams.config.loader import Config, load_config
+from streams.core.timerange import BadRange, TimeRange, parse_range
+from streams.errors import UserError
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +21,7 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
                              "else the config, else 127.0.0.1:9092)")
 
 
-def loaded_config(args: argparse.Namespace) -> Loaded:
+def loaded_config(args: argparse.Namespace) -> Config:
     loaded = load_config(getattr(args, "config", None))
     servers = getattr(args, "bootstrap_servers", None)
     if servers:
@@ -33,29 +30,12 @@ def loaded_config(args: argparse.Namespace) -> Loaded:
     return loaded
 
 
-def json_line(value: Any) -> bytes:
-    """One finding as one line: keys in a fixed order, so equal findings are equal bytes."""
-    return _encoder.encode(value) + b"\n"
-
-
-def enricher_for(loaded: Loaded):
-    if not loaded.detection.geoip:
-        return None
+def time_range(args: argparse.Namespace) -> TimeRange:
+    """``--start``/``--end`` as a range, or one line naming the bad option."""
     try:
-        from streams.enrich import load_enricher
-    except ImportError:
-        return None
-    enricher = load_enricher()
-    if enricher is None:
-        return None
-
-    def enrich(ip: str):
-        details = enricher.lookup(ip)
-        if details is None:
-            return None
-        return details.country_code, details.country_name, details.asn, details.asn_org
-
-    return enrich
+        return parse_range(args.start, args.end)
+    except BadRange as exc:
+        raise UserError(str(exc)) from None
 
 
 def note(command: str, message: str) -> None:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from streams.aws.ipranges import load_aws_ranges
 from streams.cli.common import (
     add_config_option,
-    enricher_for,
-    json_line,
     loaded_config,
     note,
     s3_reader,
 )
-from streams.config import load_aws_ranges
-from streams.errors import UserError
-from streams.inputs import check_sources, iter_items
-from streams.offline import detect
+from streams.geo import enricher_for
+from streams.offline.run import detect
+from streams.offline.sinks import JsonLinesSink, deliver
+from streams.sources.files import check_sources, iter_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,17 +38,7 @@ def run(args: argparse.Namespace) -> int:
     check_sources(args.paths)
     findings, stats, _ = detect(iter_items(args.paths, s3_reader()), loaded.detection,
                                 aws, enricher_for(loaded))
-    payload = b"".join(json_line(f) for f in findings)
-    if args.output:
-        try:
-            with open(args.output, "wb") as out:
-                out.write(payload)
-        except OSError as exc:
-            raise UserError(f"--output {args.output}: cannot write ({exc.strerror or exc})") \
-                from None
-    else:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.flush()
+    deliver(findings, JsonLinesSink(args.output or "-"))
     note("detect", f"{stats.records} records, {stats.relevant} relevant, {stats.bad} bad, "
          f"{len(findings)} findings")
     for line in stats.first_bad:

@@ -9,10 +9,11 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError
 
-from streams.avro import BadFinding, finding_codec
-from streams.cli.common import add_config_option, add_kafka_options, json_line, loaded_config, note
+from streams.cli.common import add_config_option, add_kafka_options, loaded_config, note
 from streams.errors import UserError
-from streams.kafka_admin import metadata
+from streams.kafka.admin import metadata
+from streams.kafka.codec import BadFinding, finding_codec
+from streams.offline.sinks import json_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,9 +14,9 @@ from streams.cli.common import (
     s3_reader,
 )
 from streams.errors import UserError
-from streams.inputs import check_sources, iter_items
-from streams.kafka_admin import ensure_topics, metadata
-from streams.routing import BATCH_RECORDS
+from streams.kafka.admin import ensure_topics, metadata
+from streams.kafka.batches import BATCH_RECORDS
+from streams.sources.files import check_sources, iter_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _once(items, settings, topic, partitions, progress, args) -> int:
-    from streams.forwarder import forward
+    from streams.kafka.forwarder import forward
 
     batch_records = args.batch_records if args.batch_records is not None else BATCH_RECORDS
     stats = forward(items, settings, topic, partitions, progress, batch_records)
@@ -113,7 +113,7 @@ def _follow(args, settings, topic, partitions, progress) -> int:
             keys = list(list_keys(client, bucket, prefix, last_key[source]))
             if not keys:
                 continue
-            from streams.inputs import split_document
+            from streams.sources.files import split_document
 
             def items(keys=keys, bucket=bucket):
                 for key in keys:

@@ -19,7 +19,7 @@ from streams.aws.inventory import (
 from streams.aws.organizations import error_text, organization_accounts
 from streams.cli import accounts as edge
 from streams.cli.common import note
-from streams.core.config import ACCOUNT_ID
+from streams.core.settings import ACCOUNT_ID
 from streams.errors import UserError
 
 REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$")

@@ -1,9 +1,6 @@
-"""The ``exfilguard`` command: one subcommand per module in this package.
-
-Each module exposes ``register(subparsers)``, which adds its parser and sets ``run`` (a function of
-the parsed arguments returning the exit code). Errors a user can mend are ``UserError``: one line on
-stderr and a non-zero exit, never a traceback.
-"""
+"""The ``exfilguard`` command: each module of this package has ``register(subparsers)`` setting
+``run`` (parsed arguments → exit code); a ``UserError`` is one line on stderr and a non-zero
+exit, never a traceback."""
 
 from __future__ import annotations
 

@@ -7,28 +7,24 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from streams.aws.ipranges import load_aws_ranges
 from streams.cli.common import (
     add_config_option,
     add_kafka_options,
-    enricher_for,
-    json_line,
     loaded_config,
     note,
     s3_reader,
+    time_range,
 )
-from streams.config import Loaded, load_aws_ranges
+from streams.config.loader import Config
 from streams.core.records import Event
 from streams.errors import UserError
-from streams.inputs import check_sources, iter_items
-from streams.offline import RunStats
-from streams.replay import (
-    load_events,
-    parse_range,
-    produce_findings,
-    read_topic,
-    run_detection,
-    write_lines,
-)
+from streams.geo import enricher_for
+from streams.kafka.sink import TopicSink
+from streams.offline.replay import events_of_files, events_of_topic
+from streams.offline.run import RunStats, run_detection
+from streams.offline.sinks import JsonLinesSink, Sink, deliver
+from streams.sources.files import check_sources, iter_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,22 +67,21 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
 
 
 
-def describe_source(args: argparse.Namespace, loaded: Loaded) -> str:
-    window = parse_range(args.start, args.end)
+def describe_source(args: argparse.Namespace, loaded: Config) -> str:
+    window = time_range(args)
     where = " ".join(args.paths) if args.paths else (args.topic or loaded.kafka.topic_input)
     return f"{where} {window.describe()}" if window.bounded else where
 
 
-def read_source(args: argparse.Namespace, loaded: Loaded, command: str,
+def read_source(args: argparse.Namespace, loaded: Config, command: str,
                 ) -> tuple[list[Event], RunStats]:
     """The events of the PATHs or of the topic range, sorted as ``detect`` sorts them."""
-    window = parse_range(args.start, args.end)
-    stats = RunStats()
+    window = time_range(args)
     if args.paths:
         if args.topic:
             raise UserError("give PATHs or --topic, not both")
         check_sources(args.paths)
-        return load_events(iter_items(args.paths, s3_reader()), window, stats), stats
+        return events_of_files(iter_items(args.paths, s3_reader()), window)
     topic = args.topic or loaded.kafka.topic_input
     if window.start_ms is None or window.end_ms is None:
         raise UserError(f"reading topic {topic} needs --start and --end (ISO 8601, e.g. "
@@ -94,10 +89,8 @@ def read_source(args: argparse.Namespace, loaded: Loaded, command: str,
     if args.max_delay < 0 and args.max_delay != -1:
         raise UserError(f"--max-delay {args.max_delay:g}: seconds, at least 0 (or -1)")
     max_delay_ms = None if args.max_delay == -1 else int(args.max_delay * 1000)
-    items, topic_stats = read_topic(loaded.kafka, topic, window, max_delay_ms,
-                                    progress_bar(args))
-    events = load_events(items, window, stats)
-    stats.records += topic_stats.skipped
+    events, stats, topic_stats = events_of_topic(loaded.kafka, topic, window, max_delay_ms,
+                                                 progress_bar(args))
     offsets = " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(topic_stats.offsets.items()))
     note(command, f"{topic_stats.describe()} (offsets {offsets}); read with no consumer group "
                   f"and no commits, the worker's group {loaded.kafka.app_id} untouched")
@@ -118,7 +111,7 @@ def progress_bar(args: argparse.Namespace) -> Callable[[int], Any] | None:
     return make
 
 
-def check_output_topic(args: argparse.Namespace, loaded: Loaded) -> None:
+def check_output_topic(args: argparse.Namespace, loaded: Config) -> None:
     target = args.output_topic
     source = args.topic or (None if args.paths else loaded.kafka.topic_input)
     if target == source:
@@ -131,18 +124,15 @@ def check_output_topic(args: argparse.Namespace, loaded: Loaded) -> None:
 
 def run(args: argparse.Namespace) -> int:
     loaded = loaded_config(args)
-    parse_range(args.start, args.end)  # a malformed time fails before anything is read
+    time_range(args)  # a malformed time fails before anything is read
     if args.output_topic:
         check_output_topic(args, loaded)
     aws = load_aws_ranges(loaded.detection)
     events, stats = read_source(args, loaded, "replay")
     result = run_detection(events, loaded.detection, aws, enricher_for(loaded))
-    if args.output_topic:
-        delivered = produce_findings(loaded.kafka, args.output_topic, result.findings)
-        where = f"{delivered} delivered to {args.output_topic}"
-    else:
-        write_lines(args.output, b"".join(json_line(f) for f in result.findings))
-        where = f"written to {'stdout' if args.output == '-' else args.output}"
+    sink: Sink = (TopicSink(loaded.kafka, args.output_topic) if args.output_topic
+                  else JsonLinesSink(args.output))
+    where = deliver(result.findings, sink)
     note("replay", f"{stats.records} records, {stats.relevant} relevant, {stats.bad} bad, "
                    f"{len(result.findings)} findings, {where}")
     for line in stats.first_bad:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from streams.cli.common import add_config_option, add_kafka_options, loaded_config, note
-from streams.kafka_admin import ensure_topics
+from streams.kafka.admin import ensure_topics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

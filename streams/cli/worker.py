@@ -7,7 +7,7 @@ import logging
 import os
 
 from streams.cli.common import add_config_option, add_kafka_options, loaded_config
-from streams.kafka_admin import ensure_topics
+from streams.kafka.admin import ensure_topics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,19 +1,11 @@
-"""AWS's published address space (``ip-ranges.json``), for telling AWS addresses from the rest.
-
-A snapshot ships in the package (``streams/data/ip-ranges.json``); ``exfilguard ip-ranges update``
-refreshes it where there is a network, and the config's ``aws_ip_ranges`` points at another file.
-"""
+"""AWS's published address space (``ip-ranges.json``) as a lookup, built from a parsed document;
+``streams.aws.ipranges`` reads the file (the shipped snapshot or the config's ``aws_ip_ranges``)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 from streams.core.prefixes import PrefixMap
-
-SNAPSHOT_NAME = "ip-ranges.json"
 
 
 class BadIpRanges(ValueError):
@@ -69,19 +61,3 @@ def parse_ip_ranges(document: dict) -> AwsIpRanges:
         create_date=str(document.get("createDate", "")),
         prefixes=table,
     )
-
-
-def load_ip_ranges(path: str | Path | None = None) -> AwsIpRanges:
-    """The file at ``path``, or the snapshot shipped in the package when path is None."""
-    try:
-        if path is None:
-            text = resources.files("streams.data").joinpath(SNAPSHOT_NAME).read_text("utf-8")
-        else:
-            text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise BadIpRanges(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise BadIpRanges(f"not JSON: {exc}") from None
-    return parse_ip_ranges(document)

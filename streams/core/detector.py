@@ -1,11 +1,6 @@
-"""The detector: events in event-time order in, changed findings out, all state passed in.
-
-State is a handful of mutable mappings of JSON-able values (``DetectorState``): plain dicts
-offline, Faust tables in the stream. Values are always written back after a change, because a
-table hands out copies. Calls whose key has not been seen issued wait in a bounded pending buffer
-until event time passes them by the late-arrival grace, so an issuance that arrives late still
-ties to its calls.
-"""
+"""The detector: events in ``order_key`` order in, changed findings out, state passed in as
+mappings (dicts offline, Faust tables in the stream; values written back after each change). Calls
+whose key has not been seen issued wait, bounded, for the late-arrival grace of event time."""
 
 from __future__ import annotations
 
@@ -14,10 +9,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
-from streams.core.classify import Addresses, classify
-from streams.core.config import DetectionConfig
 from streams.core.findings import IpEnricher, new_aggregate, render, update_aggregate
 from streams.core.records import ApiCall, Event, Issuance, NetworkChange
+from streams.core.rules import Addresses, classify
+from streams.core.settings import DetectionConfig
 from streams.core.times import MS_PER_S
 
 MAX_INSTANCE_ADDRESSES = 16  # learned per instance; the oldest goes first
@@ -37,13 +32,14 @@ RETIRING = "retiring"
 class DetectorState:
     """Where the detector keeps what it knows; each field a mutable mapping."""
 
-    credentials: MutableMapping[str, Any] = field(default_factory=dict)  # access key →
-    instances: MutableMapping[str, Any] = field(default_factory=dict)  # account/instance →
-    network: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc: → owner
-    findings: MutableMapping[str, Any] = field(default_factory=dict)  # finding id → aggregate
-    pending: MutableMapping[str, Any] = field(default_factory=dict)  # instance → calls
-    clock: MutableMapping[str, Any] = field(default_factory=dict)  # watermark, indexes
-    seen: MutableMapping[str, Any] = field(default_factory=dict)  # offending call event ids
+    # Named as the Faust tables that hold them in the stream (streams.app.wiring).
+    instance_credentials: MutableMapping[str, Any] = field(default_factory=dict)  # access key →
+    instance_to_addresses: MutableMapping[str, Any] = field(default_factory=dict)  # acct/instance →
+    address_to_account: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc: → owner
+    finding_aggregates: MutableMapping[str, Any] = field(default_factory=dict)  # id → aggregate
+    pending_calls: MutableMapping[str, Any] = field(default_factory=dict)  # instance → calls
+    partition_clock: MutableMapping[str, Any] = field(default_factory=dict)  # watermark, indexes
+    offending_event_ids: MutableMapping[str, Any] = field(default_factory=dict)  # counted once
 
 
 @dataclass
@@ -154,9 +150,9 @@ class Detector:
         (the stream hands each instance's copy to the partition that owns it).
         """
         changed: list[str] = []
-        watermark = max(self.state.clock.get(WATERMARK, 0), event.event_time)
-        if watermark != self.state.clock.get(WATERMARK):
-            self.state.clock[WATERMARK] = watermark
+        watermark = max(self.state.partition_clock.get(WATERMARK, 0), event.event_time)
+        if watermark != self.state.partition_clock.get(WATERMARK):
+            self.state.partition_clock[WATERMARK] = watermark
             # Calls that have waited long enough are judged before the event that ends their
             # wait, so each instance sees its events in the same order whether the job runs
             # offline over one sorted file or spread over partitions.
@@ -177,11 +173,12 @@ class Detector:
         return _unique(changed)
 
     def render(self, finding_id: str) -> dict[str, Any]:
-        return render(self.state.findings[finding_id], self.config, self.enrich)
+        return render(self.state.finding_aggregates[finding_id], self.config, self.enrich)
 
     def findings(self) -> list[dict[str, Any]]:
         """Every finding held, rendered, ordered by first event time then id."""
-        aggregates = sorted(self.state.findings.values(), key=lambda a: (a["first_ms"], a["id"]))
+        aggregates = sorted(self.state.finding_aggregates.values(),
+                            key=lambda a: (a["first_ms"], a["id"]))
         return [render(a, self.config, self.enrich) for a in aggregates]
 
     # -- issuance -------------------------------------------------------------------------------
@@ -189,29 +186,29 @@ class Detector:
     def track_issuance(self, issuance: Issuance) -> None:
         """Record a key as soon as its issuance is read, ahead of the ordered processing, so a
         call that overtook its issuance on the way still joins it where it stands."""
-        if issuance.access_key_id not in self.state.credentials:
-            self.state.credentials[issuance.access_key_id] = _credential(issuance)
+        if issuance.access_key_id not in self.state.instance_credentials:
+            self.state.instance_credentials[issuance.access_key_id] = _credential(issuance)
 
     def _on_issuance(self, issuance: Issuance, changed: list[str]) -> None:
         self.counters.issuances += 1
         credential = _credential(issuance)
-        previous = self.state.credentials.get(issuance.access_key_id)
+        previous = self.state.instance_credentials.get(issuance.access_key_id)
         if previous is not None and previous.get("delivery"):
             credential["delivery"] = previous["delivery"]
         if credential != previous:  # track_issuance may have written it already: one write
-            self.state.credentials[issuance.access_key_id] = credential
+            self.state.instance_credentials[issuance.access_key_id] = credential
         instance_key = f"{issuance.account_id}/{issuance.instance_id}"
         instance = self._instance(instance_key)
         instance["keys"][issuance.access_key_id] = issuance.expiration
         self._purge_expired_keys(instance, issuance.event_time)
-        self.state.instances[instance_key] = instance
-        if self.state.pending.get(instance_key):
-            self._drain(instance_key, self.state.clock.get(WATERMARK, 0), changed)
+        self.state.instance_to_addresses[instance_key] = instance
+        if self.state.pending_calls.get(instance_key):
+            self._drain(instance_key, self.state.partition_clock.get(WATERMARK, 0), changed)
 
     # -- calls ----------------------------------------------------------------------------------
     #
     # Calls wait per *instance*, in event-time order: while one of an instance's calls waits for
-    # its key's issuance, its later calls wait behind it, so what the instance learns (rule 7)
+    # its key's issuance, its later calls wait behind it, so what the instance learns (aws-address)
     # follows event time even when keys arrive out of order.
 
     def _on_call(self, call: ApiCall, changed: list[str]) -> None:
@@ -219,13 +216,13 @@ class Detector:
             self._on_network_change(call.network, call.instance_id)
             call = replace(call, network=None)
         instance_key = f"{call.account_id}/{call.instance_id}"
-        queue = self.state.pending.get(instance_key)
+        queue = self.state.pending_calls.get(instance_key)
         if not queue:
-            credential = self.state.credentials.get(call.access_key_id)
+            credential = self.state.instance_credentials.get(call.access_key_id)
             if credential is not None:
                 self._judge(call, credential, changed)
                 return
-            if call.event_time + self._grace_ms <= self.state.clock.get(WATERMARK, 0):
+            if call.event_time + self._grace_ms <= self.state.partition_clock.get(WATERMARK, 0):
                 self._judge_unissued(call, changed)  # later than the grace: no issuance will come
                 return
             queue = []
@@ -233,8 +230,9 @@ class Detector:
         queue.append(_call_to_json(call))
         queue.sort(key=_queue_order)
         self.counters.calls_pending += 1
-        self.state.pending[instance_key] = queue
-        self._drain(instance_key, self.state.clock.get(WATERMARK, 0), changed, before=before)
+        self.state.pending_calls[instance_key] = queue
+        watermark = self.state.partition_clock.get(WATERMARK, 0)
+        self._drain(instance_key, watermark, changed, before=before)
 
     def _drain(self, instance_key: str, watermark: int | None, changed: list[str],
                index: _DueIndex | None = None, before: int | None | bool = False) -> None:
@@ -247,13 +245,13 @@ class Detector:
         """
         own_index = index is None
         if index is None:
-            index = _DueIndex(self.state.clock)
-        queue = self.state.pending.get(instance_key) or []
+            index = _DueIndex(self.state.partition_clock)
+        queue = self.state.pending_calls.get(instance_key) or []
         if before is False:
             before = queue[0][_TIME] + self._grace_ms if queue else None
         while queue:
             call = _call_from_json(queue[0])
-            credential = self.state.credentials.get(call.access_key_id)
+            credential = self.state.instance_credentials.get(call.access_key_id)
             overfull = len(queue) > self.config.max_pending_per_key
             due = watermark is None or call.event_time + self._grace_ms <= watermark
             if credential is None and not (due or overfull):
@@ -264,17 +262,17 @@ class Detector:
             else:
                 self._judge_unissued(call, changed)
         if queue:
-            self.state.pending[instance_key] = queue
+            self.state.pending_calls[instance_key] = queue
             index.move(instance_key, before, queue[0][_TIME] + self._grace_ms)
         else:
-            if instance_key in self.state.pending:
-                del self.state.pending[instance_key]
+            if instance_key in self.state.pending_calls:
+                del self.state.pending_calls[instance_key]
             index.move(instance_key, before, None)
         if own_index:
             index.save()
 
     def _release_due(self, watermark: int | None, changed: list[str]) -> None:
-        index = _DueIndex(self.state.clock)
+        index = _DueIndex(self.state.partition_clock)
         for at, instance_key in index.due(watermark):
             self._drain(instance_key, watermark, changed, index, before=at)
         index.save()
@@ -292,49 +290,49 @@ class Detector:
             "issuance": None,
             "delivery": call.ec2_role_delivery,
         }
-        self.state.credentials[call.access_key_id] = credential
+        self.state.instance_credentials[call.access_key_id] = credential
         instance_key = f"{call.account_id}/{call.instance_id}"
         instance = self._instance(instance_key)
         # Expiry unknown: instance credentials live at most 6 hours (AWS's ceiling).
         instance["keys"][call.access_key_id] = call.event_time + 6 * 3600 * MS_PER_S
-        self.state.instances[instance_key] = instance
+        self.state.instance_to_addresses[instance_key] = instance
         self._judge(call, credential, changed)
 
     def _judge(self, call: ApiCall, credential: dict, changed: list[str]) -> None:
         self.counters.calls_judged += 1
         if credential.get("delivery") is None and call.ec2_role_delivery is not None:
             credential = dict(credential, delivery=call.ec2_role_delivery)
-            self.state.credentials[call.access_key_id] = credential
+            self.state.instance_credentials[call.access_key_id] = credential
         owner = credential["account"]
         instance_key = f"{owner}/{credential['instance']}"
         instance = self._instance(instance_key)
-        learned = self.state.network.get("ip:" + call.source_ip)
+        learned = self.state.address_to_account.get("ip:" + call.source_ip)
         known = Addresses(frozenset(instance["addresses"]), learned)
         verdict = classify(call, owner, self.config, self.aws, known)
         if verdict.learn_address and call.source_ip not in instance["addresses"]:
             instance["addresses"].append(call.source_ip)
             del instance["addresses"][:-MAX_INSTANCE_ADDRESSES]
-            self.state.instances[instance_key] = instance
+            self.state.instance_to_addresses[instance_key] = instance
         if not verdict.is_finding:
             return
         if call.event_id:
             # CloudTrail delivers some records twice, and a restarted worker sees again what it
             # had not committed: an offending call counts once.
-            if call.event_id in self.state.seen:
+            if call.event_id in self.state.offending_event_ids:
                 return
-            self.state.seen[call.event_id] = True
-        watermark = self.state.clock.get(WATERMARK, call.event_time)
+            self.state.offending_event_ids[call.event_id] = True
+        watermark = self.state.partition_clock.get(WATERMARK, call.event_time)
         aggregate = new_aggregate(call, credential, verdict, instance["addresses"], watermark)
-        existing = self.state.findings.get(aggregate["id"])
+        existing = self.state.finding_aggregates.get(aggregate["id"])
         if existing is None:
-            self.state.findings[aggregate["id"]] = aggregate
+            self.state.finding_aggregates[aggregate["id"]] = aggregate
             if aggregate["id"] not in instance["findings"]:
                 instance["findings"].append(aggregate["id"])
-                self.state.instances[instance_key] = instance
+                self.state.instance_to_addresses[instance_key] = instance
             self.counters.findings_new += 1
             changed.append(aggregate["id"])
         elif update_aggregate(existing, call, verdict):
-            self.state.findings[aggregate["id"]] = existing
+            self.state.finding_aggregates[aggregate["id"]] = existing
             self.counters.findings_updated += 1
             changed.append(aggregate["id"])
 
@@ -342,7 +340,7 @@ class Detector:
 
     def _on_network_change(self, change: NetworkChange, scope_instance: str | None) -> None:
         self.counters.network_changes += 1
-        network = self.state.network
+        network = self.state.address_to_account
         account = change.account_id
         if change.event_name in ("AllocateAddress", "AssociateAddress", "CreateNatGateway"):
             for allocation, ip in change.allocations:
@@ -357,19 +355,19 @@ class Detector:
             if scope_instance is not None and instance_id != scope_instance:
                 continue
             instance_key = f"{account}/{instance_id}"
-            instance = self.state.instances.get(instance_key)
+            instance = self.state.instance_to_addresses.get(instance_key)
             if instance is None:
                 continue
             # A stopped or started instance gets a new public address; relearn it.
             instance["addresses"] = []
-            self.state.instances[instance_key] = instance
+            self.state.instance_to_addresses[instance_key] = instance
             if change.event_name == "TerminateInstances":
                 self._schedule_retirement(instance_key, instance)
 
     # -- state upkeep ---------------------------------------------------------------------------
 
     def _instance(self, instance_key: str) -> dict:
-        instance = self.state.instances.get(instance_key)
+        instance = self.state.instance_to_addresses.get(instance_key)
         if instance is None:
             instance = {"addresses": [], "keys": {}, "findings": []}
         return instance
@@ -381,26 +379,26 @@ class Detector:
                 self._forget_key(key, instance)
 
     def _forget_key(self, access_key: str, instance: dict) -> None:
-        if access_key in self.state.credentials:
-            del self.state.credentials[access_key]
+        if access_key in self.state.instance_credentials:
+            del self.state.instance_credentials[access_key]
         for fid in list(instance["findings"]):
-            aggregate = self.state.findings.get(fid)
+            aggregate = self.state.finding_aggregates.get(fid)
             if aggregate is None or aggregate["access_key"] == access_key:
                 instance["findings"].remove(fid)
                 if aggregate is not None:
-                    del self.state.findings[fid]
+                    del self.state.finding_aggregates[fid]
 
     def _schedule_retirement(self, instance_key: str, instance: dict) -> None:
         """A terminated instance's keys still work until they expire: forget them after that."""
         expirations = [e for e in instance["keys"].values() if e is not None]
         if not expirations:
             return
-        retiring = self.state.clock.get(RETIRING) or {}
+        retiring = self.state.partition_clock.get(RETIRING) or {}
         retiring[instance_key] = max(expirations) + self._keep_ms
-        self.state.clock[RETIRING] = retiring
+        self.state.partition_clock[RETIRING] = retiring
 
     def _retire_due(self, watermark: int) -> None:
-        retiring = self.state.clock.get(RETIRING)
+        retiring = self.state.partition_clock.get(RETIRING)
         if not retiring:
             return
         due = [key for key, at in retiring.items() if at < watermark]
@@ -408,13 +406,13 @@ class Detector:
             return
         for instance_key in due:
             del retiring[instance_key]
-            instance = self.state.instances.get(instance_key)
+            instance = self.state.instance_to_addresses.get(instance_key)
             if instance is None:
                 continue
             for key in list(instance["keys"]):
                 self._forget_key(key, instance)
-            del self.state.instances[instance_key]
-        self.state.clock[RETIRING] = retiring
+            del self.state.instance_to_addresses[instance_key]
+        self.state.partition_clock[RETIRING] = retiring
 
 
 def _credential(issuance: Issuance) -> dict[str, Any]:

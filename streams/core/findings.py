@@ -1,9 +1,6 @@
-"""Findings: aggregation state and its rendering in GuardDuty's finding shape.
-
-One finding per (type, access key, remote account or remote address). The aggregate is plain
-JSON-able data so any table can hold it; ``render`` is a pure function of the aggregate and the
-config, so the stream and the offline command print the same bytes for the same records.
-"""
+"""Findings: one aggregate per (type, access key, remote account or address), plain JSON-able
+data any table can hold, and ``render``, a pure function of it and the config into GuardDuty's
+finding shape, so the stream and ``detect`` print the same bytes."""
 
 from __future__ import annotations
 
@@ -12,10 +9,11 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from streams.core.classify import Verdict
-from streams.core.config import INSIDE_AWS, OUTSIDE_AWS, DetectionConfig, SuppressionRule
+from streams.core.finding_types import TYPES
 from streams.core.prefixes import parse_ip
 from streams.core.records import ApiCall
+from streams.core.rules import Verdict
+from streams.core.settings import DetectionConfig, SuppressionRule
 from streams.core.times import format_time
 
 SCHEMA_VERSION = "2.0"
@@ -23,14 +21,6 @@ FIRST_EVENTS_KEPT = 5  # evidence: the earliest offending events, by (time, even
 
 # ip → (country code, country name, asn, asn org); the edge passes one in, or None.
 IpEnricher = Callable[[str], tuple[str | None, str | None, int | None, str | None] | None]
-
-TITLES = {
-    OUTSIDE_AWS: "Credentials for the EC2 instance {instance} were used from an external IP "
-                 "address.",
-    INSIDE_AWS: "Credentials for the EC2 instance {instance} were used from a remote AWS "
-                "account.",
-}
-
 
 def finding_id(finding_type: str, access_key: str, remote: str) -> str:
     """32 hex digits, like GuardDuty's ids; the same inputs give the same id on every run."""
@@ -142,7 +132,7 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
         "id": aggregate["id"],
         "type": finding_type,
         "severity": aggregate["severity"],
-        "title": TITLES[finding_type].format(instance=instance),
+        "title": TYPES[finding_type].title.format(instance=instance),
         "description": (
             f"Credentials created exclusively for the EC2 instance {instance} through its "
             f"instance role {aggregate['role']} were used from {where} "

@@ -1,8 +1,5 @@
-"""Longest-prefix matching over IPv4 and IPv6 networks.
-
-One dict per prefix length: a lookup costs one shift and one dict probe per distinct length (about
-20 for AWS's ranges), instead of a loop over ten thousand networks.
-"""
+"""Longest-prefix matching over IPv4 and IPv6 networks: one dict per prefix length, so a lookup
+is one shift and one probe per distinct length (about 20 for AWS's ranges)."""
 
 from __future__ import annotations
 

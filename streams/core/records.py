@@ -1,29 +1,18 @@
-"""CloudTrail records to the few event kinds detection needs.
-
-``decode`` is the hot path: a byte-level pre-filter discards the ~95% of records that cannot
-matter (no instance session, no EC2 credential delivery, no address change) before any JSON is
-decoded. ``normalise`` turns a decoded record into an ``Issuance``, an ``ApiCall`` by an
-instance-shaped session, a ``NetworkChange``, or None; it raises ``MalformedRecord`` with a reason.
-"""
+"""CloudTrail records to the few event kinds detection needs. ``decode`` is the hot path: a byte
+pre-filter drops the ~95% that cannot matter before any JSON is decoded; ``normalise`` gives
+an ``Issuance``, ``ApiCall``, ``NetworkChange`` or None, or raises ``MalformedRecord``."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
 
 from streams.core.prefixes import parse_ip
+from streams.core.rules.instance_credentials import INSTANCE_ID, instance_session
 from streams.core.times import BadTime, parse_expiration, parse_time
 
-# An instance id: i- then 8 or 17 hex digits. Any case: anonymised logs upper-case them.
-INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$", re.IGNORECASE)
-SESSION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$"
-)
-# The EC2 instance *identity* role is AWS's own, not the customer's role: not ours to judge.
-IDENTITY_ROLE = "aws:ec2-instance"
 NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
     "StartInstances", "StopInstances", "TerminateInstances",
@@ -232,10 +221,8 @@ def _issuance(record: dict) -> Issuance | None:
 
 
 def _instance_call(record: dict, identity: dict, arn: str) -> ApiCall | None:
-    match = SESSION_ARN.match(arn)
-    if match is None or not INSTANCE_ID.match(match["session"]):
-        return None
-    if match["role"] == IDENTITY_ROLE:
+    match = instance_session(arn)  # the rule instance-credentials-only
+    if match is None:
         return None
     key = _str(identity.get("accessKeyId"))
     if key is None:

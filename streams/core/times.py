@@ -1,7 +1,5 @@
-"""Event time: CloudTrail's timestamps parsed to integer epoch milliseconds, and formatted back.
-
-Integers keep state small and comparisons cheap; every datetime made here is timezone-aware UTC.
-"""
+"""Event time: CloudTrail's timestamps as integer epoch milliseconds (small state, cheap
+comparisons), and formatted back; every datetime made here is timezone-aware UTC."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 from moto_world import DEFAULT_VPC, MANAGEMENT, ROLE, run
 
-from streams.core.config import parse_config
+from streams.core.settings import parse_config
 
 
 def parsed(result) -> dict:

@@ -13,7 +13,7 @@ from streams.aws import inventory as inv
 from streams.aws.organizations import guardduty_accounts, organization_accounts
 from streams.cli import accounts as edge
 from streams.cli.main import main
-from streams.core.config import parse_config
+from streams.core.settings import parse_config
 from streams.errors import UserError
 
 ME, OTHER, DENIED = "111122223333", "444455556666", "777788889999"

@@ -536,13 +536,13 @@ def test_image_defaults_to_the_app_version_and_honours_a_digest(default_docs, al
 @pytest.mark.parametrize("docs_fixture", ["default_docs", "all_docs"])
 def test_the_program_accepts_the_rendered_config(docs_fixture, request):
     """The ConfigMap goes through the program's own config parser, as the worker would read it."""
-    core_config = program_module("streams.core.config")
+    core_config = program_module("streams.core.settings")
     parsed = core_config.parse_config(config_of(request.getfixturevalue(docs_fixture)))
     assert isinstance(parsed, core_config.DetectionConfig)
 
 
 def test_the_schema_knows_exactly_the_programs_config_keys():
-    core_config = program_module("streams.core.config")
+    core_config = program_module("streams.core.settings")
     schema = json.loads((CHART / "values.schema.json").read_text())
     config = schema["properties"]["config"]["properties"]
     assert set(config) == set(core_config._KEYS)
@@ -553,7 +553,7 @@ def test_the_schema_knows_exactly_the_programs_config_keys():
 
 @pytest.mark.parametrize("docs_fixture", ["default_docs", "all_docs"])
 def test_every_variable_the_chart_sets_is_one_the_program_reads(docs_fixture, request):
-    settings = program_module("streams.settings")
+    settings = program_module("streams.kafka.settings")
     known = {settings.env_name(f.name) for f in dataclasses.fields(settings.KafkaSettings)}
     known.add("EXFILGUARD_CONFIG")
     for w in workloads(request.getfixturevalue(docs_fixture)):
@@ -562,7 +562,7 @@ def test_every_variable_the_chart_sets_is_one_the_program_reads(docs_fixture, re
 
 
 def test_the_program_reads_the_default_environment(default_docs):
-    settings = program_module("streams.settings")
+    settings = program_module("streams.kafka.settings")
     env = {n: e["value"] for n, e in env_of(container(one(default_docs, "StatefulSet"))).items()}
     kafka = settings.load_kafka_settings(None, env)
     assert kafka.data_dir == DATA_DIR

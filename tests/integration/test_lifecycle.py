@@ -51,7 +51,7 @@ def write(path: Path, records: list[dict]) -> str:
 
 
 def versions(d) -> list[dict]:
-    from streams.avro import decode_finding
+    from streams.kafka.codec import decode_finding
 
     env = d.env
     messages = consume_all(env["EXFILGUARD_BOOTSTRAP_SERVERS"], env["EXFILGUARD_TOPIC_FINDINGS"])

@@ -546,9 +546,24 @@ def pending_key_learning_order(t: Trail) -> None:
     calls(t, a, "54.152.0.10", [(6, 0)], OWN_APIS, created="2024-03-01T07:40:12Z")
 
 
+@scenario
+def same_millisecond_order(t: Trail) -> None:
+    # The instance stops itself (its own role, from its own address) in the millisecond a call
+    # with its key comes from another AWS address; the file has the stop first. The one order
+    # key (event time, kind, event id) judges the call first, in detect and in the stream.
+    k = key("SAMEMS")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0)], OWN_APIS)
+    thief(t, k, OTHER_EC2, [(20, 0)])
+    stop = stop_instances(event_id=t.next_id(), time=at(20), instance_ids=[INSTANCE])
+    stop["userIdentity"] = _instance_identity(k)
+    stop["sourceIPAddress"] = OWN_PUBLIC
+    t.lines.insert(len(t.lines) - 1, json.dumps(stop).encode())
+
+
 def check_addresses() -> None:
     sys.path.insert(0, str(HERE.parent.parent))
-    from streams.core.awsranges import load_ip_ranges
+    from streams.aws.ipranges import load_ip_ranges
 
     ranges = load_ip_ranges()
     for address in AWS_ADDRESSES:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.config import load_aws_ranges
-from streams.core.config import parse_config
-from streams.inputs import iter_items
-from streams.offline import detect
+from streams.aws.ipranges import load_aws_ranges
+from streams.core.settings import parse_config
+from streams.offline.run import detect
+from streams.sources.files import iter_items
 
 HERE = Path(__file__).parent
 SCENARIOS = sorted(p for p in HERE.iterdir() if (p / "expected.jsonl").exists())

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from streams.backtest import compare, parse_labels, ratio, score
-from streams.config import load_aws_ranges, load_config
-from streams.core.config import INSIDE_AWS, OUTSIDE_AWS
+from streams.aws.ipranges import load_aws_ranges
+from streams.config.loader import load_config
+from streams.core.finding_types import INSIDE_AWS, OUTSIDE_AWS
+from streams.core.timerange import BadRange, TimeRange, parse_range
 from streams.errors import UserError
-from streams.inputs import iter_items
-from streams.offline import RunStats
-from streams.replay import Folder, TimeRange, TopicStats, load_events, parse_range, run_detection
+from streams.kafka.reader import CopyMerger, TopicStats
+from streams.offline.backtest import compare, parse_labels, ratio, score
+from streams.offline.run import RunStats, load_events, run_detection
+from streams.sources.files import iter_items
 
 EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -347,16 +349,16 @@ def test_ranges():
     window = parse_range("2023-07-10T00:00:00Z", "2023-07-10T00:00:01Z")
     assert window.start_ms in window and window.end_ms not in window
     assert parse_range("2023-07-10T00:00:00", None).start_ms == window.start_ms  # no zone: UTC
-    with pytest.raises(UserError, match="is not before"):  # the same instant
+    with pytest.raises(BadRange, match="is not before"):  # the same instant
         parse_range("2023-07-10T00:00:00Z", "2023-07-10T01:00:00+01:00")
     assert parse_range(None, None).bounded is False
 
 
-# -- folding the forwarder's partition copies ----------------------------------------------------
+# -- merging the forwarder's partition copies ----------------------------------------------------
 
 def fold(messages):
     stats = TopicStats(topic="t")
-    folder = Folder(TimeRange(1000, 2000), stats)
+    folder = CopyMerger(TimeRange(1000, 2000), stats)
     for message in messages:
         folder.add(*message)
     return [item.raw for item in folder.items()], stats

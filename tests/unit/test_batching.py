@@ -12,25 +12,25 @@ import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from streams.core.records import MalformedRecord, decode_record, may_matter
-from streams.forwarder import (
+from streams.core.timerange import TimeRange
+from streams.kafka.batches import (
     BATCH_BYTES,
-    ForwardStats,
-    Message,
-    messages,
-    sorted_batches,
-)
-from streams.inputs import Record, iter_items
-from streams.replay import Folder, TimeRange, TopicStats
-from streams.routing import (
     BATCH_FORMAT,
     BATCH_HEADER,
     BATCH_SPAN_MS,
     NETWORK_ONLY_HEADER,
+    Message,
+)
+from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
+from streams.kafka.reader import CopyMerger, TopicStats
+from streams.kafka.routing import (
     copies_on,
     murmur2,
     partition_for,
     route_of_event,
 )
+from streams.offline.run import RunStats, collect_events
+from streams.sources.files import Record, iter_items
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -167,7 +167,7 @@ def test_replay_reads_a_batch_as_its_records():
     results = []
     for sent in (batched, single):
         stats = TopicStats(topic="t", partitions=1)
-        folder = Folder(window, stats)
+        folder = CopyMerger(window, stats)
         for offset, m in enumerate(sent):
             folder.add(0, offset, m.key, m.timestamp, m.value, m.headers)
         results.append(sorted(item.raw for item in folder.items()))
@@ -178,7 +178,7 @@ def test_replay_reads_a_batch_as_its_records():
 
     middle = parse_time(times[len(times) // 2])
     stats = TopicStats(topic="t", partitions=1)
-    folder = Folder(TimeRange(start_ms=middle), stats)
+    folder = CopyMerger(TimeRange(start_ms=middle), stats)
     for offset, m in enumerate(batched):
         folder.add(0, offset, m.key, m.timestamp, m.value, m.headers)
     kept = [msgspec.json.decode(item.raw)["eventTime"] for item in folder.items()]
@@ -188,9 +188,20 @@ def test_replay_reads_a_batch_as_its_records():
 
 def test_replay_folds_network_only_copies():
     stats = TopicStats(topic="t", partitions=2)
-    folder = Folder(TimeRange(), stats)
+    folder = CopyMerger(TimeRange(), stats)
     value = (SCENARIOS / "eip-of-other-account" / "records.jsonl").read_bytes().splitlines()[0]
     folder.add(0, 0, b"i-1", 1, value)
     folder.add(0, 1, b"i-1", 1, value, [(NETWORK_ONLY_HEADER, b"1")])
     folder.add(1, 0, b"i-1", 1, value, [(NETWORK_ONLY_HEADER, b"1")])
     assert [item.raw for item in folder.items()] == [value]
+
+
+@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: Path(p).parent.name)
+def test_the_forwarder_sends_records_in_the_order_detect_judges_them(path):
+    # Each partition's records reach the worker in the forwarder's order: it must be detect's,
+    # same-millisecond records (an instance stopping itself beside a call) included.
+    sent = [o.event for batch in sorted_batches(iter_items([path]), ForwardStats())
+            for o in batch if o.event is not None]
+    judged = collect_events(iter_items([path]), RunStats())
+    assert [(e.event_id, e.event_time) for e in sent] == \
+        [(e.event_id, e.event_time) for e in judged]

@@ -21,12 +21,13 @@ from bench.generator import (  # noqa: E402
     issuances,
     theft_record,
 )
-from streams.config import load_aws_ranges, load_config  # noqa: E402
-from streams.core.config import OUTSIDE_AWS  # noqa: E402
+from streams.aws.ipranges import load_aws_ranges
+from streams.config.loader import load_config  # noqa: E402
+from streams.core.finding_types import OUTSIDE_AWS  # noqa: E402
 from streams.core.records import ApiCall, Issuance, decode, normalise, unwrap  # noqa: E402
 from streams.core.times import parse_time  # noqa: E402
-from streams.inputs import Record  # noqa: E402
-from streams.offline import detect  # noqa: E402
+from streams.offline.run import detect  # noqa: E402
+from streams.sources.files import Record  # noqa: E402
 
 SAMPLE = 20_000
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.config import load_config
-from streams.core.config import ConfigError, parse_config
+from streams.config.loader import load_config
+from streams.core.settings import ConfigError, parse_config
 from streams.errors import UserError
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.awsranges import load_ip_ranges
-from streams.core.config import INSIDE_AWS, OUTSIDE_AWS, parse_config
+from streams.aws.ipranges import load_ip_ranges
 from streams.core.detector import Detector
+from streams.core.finding_types import INSIDE_AWS, OUTSIDE_AWS
 from streams.core.records import ApiCall, Issuance, NetworkChange
+from streams.core.settings import parse_config
 from streams.core.times import parse_time
 
 ACCOUNT = "111122223333"
@@ -136,9 +137,9 @@ def test_expired_keys_are_forgotten_when_the_instance_gets_new_ones(aws):
     d.observe(issuance(key="ASIAOLD", event_id="i1"))
     d.observe(call(T0 + MINUTE, ATTACKER, key="ASIAOLD"))
     d.observe(issuance(at=T0 + 7 * 60 * MINUTE, key="ASIANEW", event_id="i2"))
-    assert "ASIAOLD" not in d.state.credentials
-    assert d.state.findings == {}
-    assert "ASIANEW" in d.state.credentials
+    assert "ASIAOLD" not in d.state.instance_credentials
+    assert d.state.finding_aggregates == {}
+    assert "ASIANEW" in d.state.instance_credentials
 
 
 def test_terminated_instance_is_forgotten_after_its_keys_expire(aws):
@@ -149,8 +150,8 @@ def test_terminated_instance_is_forgotten_after_its_keys_expire(aws):
     # Keys outlive the instance: a theft right after termination is still caught.
     assert d.observe(call(T0 + 2 * MINUTE, ATTACKER)) != []
     d.observe(call(T0 + 7 * 60 * MINUTE, "203.0.113.1", key="ASIAELSE", delivery=None))
-    assert KEY not in d.state.credentials
-    assert f"{ACCOUNT}/{INSTANCE}" not in d.state.instances
+    assert KEY not in d.state.instance_credentials
+    assert f"{ACCOUNT}/{INSTANCE}" not in d.state.instance_to_addresses
 
 
 def test_stop_start_makes_the_instance_relearn_its_address(aws):
@@ -166,10 +167,10 @@ def test_pending_buffer_is_bounded(aws):
     d = detector(aws, max_pending_per_key=3)
     for i in range(10):  # no issuance, no delivery marker: each waits, the oldest judged first
         d.observe(call(T0 + i, ATTACKER, event_id=f"e{i}", delivery=None))
-    assert len(d.state.pending[f"{ACCOUNT}/{INSTANCE}"]) == 3
+    assert len(d.state.pending_calls[f"{ACCOUNT}/{INSTANCE}"]) == 3
     assert d.counters.calls_dropped_not_instance == 7
     d.flush()
-    assert d.counters.calls_dropped_not_instance == 10 and not d.state.pending
+    assert d.counters.calls_dropped_not_instance == 10 and not d.state.pending_calls
 
 
 def test_pending_calls_with_the_delivery_marker_all_count_once_judged(aws):
@@ -177,7 +178,7 @@ def test_pending_calls_with_the_delivery_marker_all_count_once_judged(aws):
     for i in range(10):
         d.observe(call(T0 + i, ATTACKER, event_id=f"e{i}"))
     # The oldest, pushed out, makes the key known instance credentials: the rest follow at once.
-    assert not d.state.pending
+    assert not d.state.pending_calls
     assert d.findings()[0]["service"]["count"] == 10
 
 
@@ -213,12 +214,12 @@ def test_a_call_waiting_writes_little_however_many_instances_wait(aws):
 
     clock = WriteLog()
     d = Detector(parse_config({"finding_update_interval_seconds": 0}), aws,
-                 DetectorState(clock=clock))
+                 DetectorState(partition_clock=clock))
     for n in range(2000):  # 2,000 instances with calls waiting for their keys' issuance
         at = T0 + n * 100
         d.observe(call(at, ATTACKER, key=f"ASIAWAIT{n:012d}", instance=f"i-{n:017x}",
                        delivery=None))
-    assert len(d.state.pending) > 1500
+    assert len(d.state.pending_calls) > 1500
     # Each write is a bucket of a second of due times (ten instances here) or the list of
     # seconds held, never an index of all who wait (100 KB here).
     assert max(clock.written) < 5_000
@@ -228,7 +229,7 @@ def test_a_call_waiting_writes_little_however_many_instances_wait(aws):
     assert sum(clock.written) < 10_000
     # And they are all released once their grace has passed, in order.
     changed = d.observe(issuance(at=T0 + 60 * MINUTE, key="ASIANEW0000000000000"))
-    assert changed == [] and not d.state.pending
+    assert changed == [] and not d.state.pending_calls
     assert d.counters.calls_dropped_not_instance == 2001
     assert not [k for k in clock if k.startswith("pending_due/")]
 
@@ -237,11 +238,20 @@ def test_a_pending_index_written_by_an_older_version_is_taken_over(aws):
     d = detector(aws)
     d.observe(call(T0 + MINUTE, ATTACKER, delivery="2.0"))
     index = {}
-    for key in [k for k in d.state.clock if k.startswith("pending_due/")]:
-        index.update(d.state.clock.pop(key))
-    d.state.clock.pop("pending_buckets")
-    d.state.clock["pending_index"] = index  # as the first release kept it
+    for key in [k for k in d.state.partition_clock if k.startswith("pending_due/")]:
+        index.update(d.state.partition_clock.pop(key))
+    d.state.partition_clock.pop("pending_buckets")
+    d.state.partition_clock["pending_index"] = index  # as the first release kept it
     changed = d.observe(call(T0 + 10 * MINUTE, "10.0.0.1", key="ASIAOTHER00000000000",
                              instance="i-0fedcba9876543210"))
     assert len(changed) == 1  # the old call, due, judged from the index it was in
-    assert "pending_index" not in d.state.clock
+    assert "pending_index" not in d.state.partition_clock
+
+
+def test_the_stream_tables_are_the_detector_state_fields():
+    from dataclasses import fields
+
+    from streams.app.wiring import TABLES
+    from streams.core.detector import DetectorState
+
+    assert list(TABLES) == [f.name for f in fields(DetectorState)]

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from streams.enrich import IpDetails, load_enricher
 from streams.errors import UserError
+from streams.geo.enrich import IpDetails, load_enricher
 
 
 def _database() -> None:
@@ -110,7 +110,7 @@ def test_no_pycountry_leaves_the_name_null_and_keeps_the_code():
     out = _run("""
         import sys
         sys.modules["pycountry"] = None
-        from streams.enrich import load_enricher
+        from streams.geo.enrich import load_enricher
         found = load_enricher().lookup("8.8.8.8")
         print(found.country_code, found.country_name, found.asn)
     """)
@@ -121,7 +121,7 @@ def test_absent_reader_answers_none():
     out = _run("""
         import sys
         sys.modules["plevin"] = None
-        from streams.enrich import load_enricher
+        from streams.geo.enrich import load_enricher
         print(load_enricher())
     """)
     assert out == "None"
@@ -131,7 +131,7 @@ def test_named_file_without_the_reader_is_a_user_error():
     out = _run("""
         import sys
         sys.modules["plevin"] = None
-        from streams.enrich import load_enricher
+        from streams.geo.enrich import load_enricher
         from streams.errors import UserError
         try:
             load_enricher("/nowhere/plevin.plv")
@@ -144,7 +144,7 @@ def test_named_file_without_the_reader_is_a_user_error():
 def test_imports_no_kafka_faust_or_boto3():
     out = _run("""
         import sys
-        import streams.enrich
+        import streams.geo.enrich
         print(sorted(name for name in sys.modules
                      if name.split(".")[0] in {"faust", "confluent_kafka", "aiokafka", "boto3",
                                                "botocore", "mode"}))
@@ -157,7 +157,7 @@ def test_absent_database_packages_answer_none():
         import sys
         for name in ("plevin_db", "plevin_db_place", "plevin_db_country", "plevin_db_network"):
             sys.modules[name] = None
-        from streams.enrich import load_enricher
+        from streams.geo.enrich import load_enricher
         print(load_enricher())
     """)
     assert out == "None"

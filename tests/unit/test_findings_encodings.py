@@ -12,7 +12,8 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from streams.avro import (
+from streams.errors import UserError
+from streams.kafka.codec import (
     BadFinding,
     FindingCodec,
     decode_finding,
@@ -20,9 +21,8 @@ from streams.avro import (
     finding_codec,
     schema_document,
 )
-from streams.errors import UserError
-from streams.schema_registry import SchemaRegistry, without_credentials
-from streams.settings import load_kafka_settings
+from streams.kafka.schema_registry import SchemaRegistry, without_credentials
+from streams.kafka.settings import load_kafka_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from registry_standin import RegistryStandIn  # noqa: E402

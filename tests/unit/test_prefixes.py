@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.awsranges import BadIpRanges, load_ip_ranges, parse_ip_ranges
+from streams.aws.ipranges import load_ip_ranges
+from streams.core.awsranges import BadIpRanges, parse_ip_ranges
 from streams.core.prefixes import PrefixMap
 
 

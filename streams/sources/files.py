@@ -1,10 +1,6 @@
-"""CloudTrail records from files, directories and S3, in every shape they are found in.
-
-S3-delivery files (``{"Records": [...]}``), JSON arrays, JSON Lines and single EventBridge events,
-gzip or not. Each record comes out as its bytes (JSON Lines: the line as written, so the hot path
-can skip it undecoded) or as a decoded object; a line that is not a JSON object comes out as a
-``BadLine`` with its place and reason, so one bad line never stops a run.
-"""
+"""CloudTrail records from files and directories in every shape they come in (S3-delivery files,
+JSON arrays, JSON Lines, EventBridge events, gzip or not); a line that is not a JSON object is a
+``BadLine`` with its place and reason, so one bad line never stops a run."""
 
 from __future__ import annotations
 

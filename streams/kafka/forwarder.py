@@ -1,45 +1,24 @@
-"""Produce CloudTrail records to Kafka with confluent-kafka, lose none, report every failure.
-
-Each record goes to its instance's partition (``streams.routing``) and is timestamped with its
-eventTime, so replay can find a time range by offsets-for-times. Records are sorted by event
-time within each file, the order CloudTrail's own delivery nearly has.
-
-By default records travel in batches: one message per partition holds up to ``BATCH_RECORDS``
-records, one per line, in order, spanning at most ``BATCH_SPAN_MS`` of event time and
-timestamped with the earliest. A worker pays a fixed cost per Kafka message, so this is what
-lets one worker keep up with an organisation's CloudTrail (README, Performance).
-``batch_records=1`` sends one keyed message per record, the format any other producer can use.
-"""
+"""Produce CloudTrail records to Kafka, lose none, report every failure: each to its instance's
+partition (``routing``), timestamped with its eventTime, sorted within a file by the core's
+``order_key``, in batches by default (``batches``; ``batch_records=1``: one keyed message each)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import msgspec
 from confluent_kafka import KafkaException, Producer
 
-from streams.core.records import MAX_RECORD_BYTES, NETWORK_EVENTS
-from streams.core.times import BadTime, parse_time
-from streams.inputs import BadLine, Item, Record
-from streams.routing import (
-    BATCH_FORMAT,
-    BATCH_HEADER,
-    BATCH_RECORDS,
-    BATCH_SPAN_MS,
-    NETWORK_ONLY_HEADER,
-    partitions_of,
-    route_of,
-)
-from streams.settings import KafkaSettings
+from streams.core.order import OrderKey, irrelevant_order_key, order_key
+from streams.core.records import MAX_RECORD_BYTES, Event, event_time_of, normalise, unwrap
+from streams.kafka.batches import BATCH_RECORDS, NETWORK_ONLY, Batcher, Message, as_line
+from streams.kafka.routing import Route, partitions_of, route_of_event
+from streams.kafka.settings import KafkaSettings
+from streams.sources.files import BadLine, Item, Record
 
 _decoder = msgspec.json.Decoder()
-NETWORK_ONLY = [(NETWORK_ONLY_HEADER, b"1")]
-BATCHED = [(BATCH_HEADER, BATCH_FORMAT)]
 SORT_CHUNK = 50_000  # records sorted together at most (one CloudTrail file is far fewer)
-# Under the broker's and librdkafka's 1 MB default message size, whatever the compression.
-BATCH_BYTES = 900_000
 
 
 @dataclass
@@ -70,9 +49,15 @@ def producer_config(settings: KafkaSettings) -> dict:
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     time_ms: int | None
+    order: OrderKey  # the core's order: the stream judges records as ``detect`` does
     origin: str
     payload: bytes
     record: object
+    event: Event | None  # None: about no instance, or malformed (routed by its access key)
+
+    @property
+    def route(self) -> Route:
+        return route_of_event(self.event, self.record)
 
 
 def _prepare(item: Record, stats: ForwardStats) -> Outgoing | None:
@@ -93,25 +78,23 @@ def _prepare(item: Record, stats: ForwardStats) -> Outgoing | None:
     if not isinstance(record, dict):
         _skip(stats, item.origin, "not a JSON object")
         return None
-    detail = record.get("detail") if "eventName" not in record else None
-    inner = detail if isinstance(detail, dict) else record
     try:
-        time_ms = parse_time(inner.get("eventTime") or inner.get("@timestamp"))
-    except BadTime:
-        time_ms = None  # forwarded all the same: the worker dead-letters it with the reason
-    return Outgoing(time_ms, item.origin, item.as_bytes(), record)
+        event = normalise(unwrap(record))
+    except ValueError:
+        event = None  # forwarded all the same: the worker dead-letters it with the reason
+    if event is not None:
+        return Outgoing(event.event_time, order_key(event), item.origin, item.as_bytes(),
+                        record, event)
+    try:
+        time_ms = event_time_of(unwrap(record))
+    except ValueError:
+        time_ms = None
+    return Outgoing(time_ms, irrelevant_order_key(time_ms), item.origin, item.as_bytes(),
+                    record, None)
 
 
-def _delivery_order(outgoing: Outgoing) -> tuple[int, int, str]:
-    """Event time, then address changes, issuances and calls, then event id: the order
-    ``exfilguard detect`` judges records in, so the stream sees what the offline run sees."""
-    record = outgoing.record if isinstance(outgoing.record, dict) else {}
-    inner = record.get("detail") if "eventName" not in record else record
-    inner = inner if isinstance(inner, dict) else {}
-    name = inner.get("eventName")
-    rank = 0 if name in NETWORK_EVENTS else 1 if name == "AssumeRole" else 2
-    event_id = inner.get("eventID")
-    return (outgoing.time_ms or 0, rank, event_id if isinstance(event_id, str) else "")
+def _order(outgoing: Outgoing) -> OrderKey:
+    return outgoing.order
 
 
 def _skip(stats: ForwardStats, origin: str, reason: str) -> None:
@@ -130,22 +113,14 @@ def sorted_batches(items: Iterable[Item], stats: ForwardStats) -> Iterator[list[
             continue
         file_name = item.origin.rsplit(":", 1)[0].split("[", 1)[0]
         if batch and (file_name != current_file or len(batch) >= SORT_CHUNK):
-            yield sorted(batch, key=_delivery_order)
+            yield sorted(batch, key=_order)
             batch = []
         current_file = file_name
         outgoing = _prepare(item, stats)
         if outgoing is not None:
             batch.append(outgoing)
     if batch:
-        yield sorted(batch, key=_delivery_order)
-
-
-class Message(NamedTuple):
-    key: bytes | None
-    value: bytes
-    partition: int | None  # None: Kafka's partitioner places it by key
-    timestamp: int
-    headers: list[tuple[str, bytes]] | None = None
+        yield sorted(batch, key=_order)
 
 
 def messages(batches: Iterable[list[Outgoing]], partitions: int,
@@ -156,24 +131,22 @@ def messages(batches: Iterable[list[Outgoing]], partitions: int,
             for outgoing in batch:
                 yield from _single(outgoing, partitions)
         return
-    batcher = _Batcher(batch_records)
+    batcher = Batcher(batch_records)
     spread = 0  # records that belong to no instance: any partition, in turn
     for batch in batches:
         for outgoing in batch:
-            targets = partitions_of(route_of(outgoing.record), partitions)
+            targets = partitions_of(outgoing.route, partitions)
             if not targets:
                 targets = {spread % partitions}
                 spread += 1
-            payload = outgoing.payload
-            if b"\n" in payload:  # in valid JSON only whitespace between tokens
-                payload = payload.replace(b"\n", b" ")
+            payload = as_line(outgoing.payload)
             for partition in sorted(targets):
                 yield from batcher.add(partition, payload, outgoing.time_ms)
     yield from batcher.flush()
 
 
 def _single(outgoing: Outgoing, partitions: int) -> Iterator[Message]:
-    route = route_of(outgoing.record)
+    route = outgoing.route
     timestamp = outgoing.time_ms or 0
     if route.broadcast:
         for p in range(partitions):
@@ -184,55 +157,6 @@ def _single(outgoing: Outgoing, partitions: int) -> Iterator[Message]:
     if route.network_broadcast:
         for p in range(partitions):
             yield Message(route.keys[0], outgoing.payload, p, timestamp, NETWORK_ONLY)
-
-
-class _Open:
-    __slots__ = ("lines", "size", "low", "high")
-
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-        self.size = 0
-        self.low: int | None = None
-        self.high: int | None = None
-
-
-class _Batcher:
-    """One open batch per partition, closed by count, bytes or event-time span."""
-
-    def __init__(self, max_records: int, max_bytes: int = BATCH_BYTES,
-                 max_span_ms: int = BATCH_SPAN_MS) -> None:
-        self.max_records = max_records
-        self.max_bytes = max_bytes
-        self.max_span_ms = max_span_ms
-        self.open: dict[int, _Open] = {}
-
-    def add(self, partition: int, payload: bytes, time_ms: int | None) -> Iterator[Message]:
-        batch = self.open.get(partition)
-        if batch is not None and batch.lines and not self._fits(batch, payload, time_ms):
-            yield self._close(partition)
-            batch = None
-        if batch is None:
-            batch = self.open[partition] = _Open()
-        batch.lines.append(payload)
-        batch.size += len(payload) + 1
-        if time_ms is not None:  # a record with no valid time fits anywhere: it is rejected
-            batch.low = time_ms if batch.low is None else min(batch.low, time_ms)
-            batch.high = time_ms if batch.high is None else max(batch.high, time_ms)
-
-    def _fits(self, batch: _Open, payload: bytes, time_ms: int | None) -> bool:
-        if len(batch.lines) >= self.max_records or batch.size + len(payload) > self.max_bytes:
-            return False
-        if time_ms is None or batch.low is None:
-            return True
-        return max(batch.high, time_ms) - min(batch.low, time_ms) <= self.max_span_ms
-
-    def _close(self, partition: int) -> Message:
-        batch = self.open.pop(partition)
-        return Message(None, b"\n".join(batch.lines), partition, batch.low or 0, BATCHED)
-
-    def flush(self) -> Iterator[Message]:
-        for partition in sorted(self.open):
-            yield self._close(partition)
 
 
 def forward(items: Iterable[Item], settings: KafkaSettings, topic: str, partitions: int,

@@ -1,8 +1,5 @@
-"""Broker checks and topic creation with confluent-kafka's admin client.
-
-A broker that is down or a topic with the wrong partition count gets one line naming the
-problem and the fix, before any worker or forwarder starts.
-"""
+"""Broker checks and topic creation with confluent-kafka's admin client: a broker that is down or a
+topic with the wrong partition count gets one line naming the problem and the fix."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from streams.errors import UserError
-from streams.settings import KafkaSettings, env_name
+from streams.kafka.settings import KafkaSettings, env_name
 
 # Findings are keyed by id and updated in place: compaction keeps the latest of each forever.
 FINDINGS_CONFIG = {"cleanup.policy": "compact"}

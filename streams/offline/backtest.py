@@ -1,15 +1,6 @@
-"""Backtest: findings scored against labels, time to detect, and two configs compared.
-
-The unit scored is (access key, finding type): a labels file lists the pairs that should be
-raised; a pair raised and listed is a true positive, raised and not listed a false positive,
-listed and not raised a false negative (several findings of one pair, from several remote
-addresses, are one unit). Archived findings (matched by a suppression rule) are not raised
-unless ``include_archived``. A ratio with nothing to divide by is 1.0: precision with nothing
-raised, recall with nothing labelled (nothing was wrong), so every metric is a number in [0, 1].
-
-Time to detect is event time: from a finding's first offending event to the event-time
-watermark when the detector raised it, the wait for late issuances included.
-"""
+"""Backtest: findings scored against labels per (access key, finding type), time to detect (event
+time from the first offending event to the watermark when raised), and two configs compared.
+Archived findings are not raised unless asked; a ratio with nothing to divide by is 1.0."""
 
 from __future__ import annotations
 
@@ -19,13 +10,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.config import FINDING_TYPES
+from streams.core.finding_types import FINDING_TYPES, SHORT_TYPES
 from streams.core.records import ApiCall, Event
 from streams.core.times import format_time
 from streams.errors import UserError
-from streams.replay import Run
+from streams.offline.run import Run
 
-SHORT_TYPES = {t.rsplit(".", 1)[-1]: t for t in FINDING_TYPES}
 METRIC_KEYS = ("precision", "recall", "f1", "true_positives", "false_positives",
                "false_negatives")
 

@@ -1,17 +1,6 @@
-"""Which partition key a CloudTrail record travels under.
-
-All of an instance's records (its issuances, every call signed with any of its keys) share one
-key, the instance id, so one partition holds everything rule 7 learns per instance, and issuance
-and use of each key meet on the same partition. Address changes of an account (elastic IPs, NAT
-gateways) are copied to every partition; instance stop/start/terminate gets one copy per instance.
-
-The forwarder sends records one per message (keyed, Kafka's partitioner places them) or, by
-default, in batches: one message holds many records bound for one partition, one per line,
-marked by the ``exfilguard-batch`` header. A batch carries no per-record key, so the forwarder
-places each record itself (``partition_for`` is Kafka's own key → partition function) and the
-worker works out the copies of each relevant record that belong on its partition with the same
-functions (``copies_on``): both formats meet the same instance on the same partition.
-"""
+"""Which partition a CloudTrail record travels to: all of an instance's records share its instance
+id as key; an account's address changes go to every partition. ``partition_for`` is Kafka's own
+key → partition, so the forwarder's batches and the worker's ``copies_on`` agree."""
 
 from __future__ import annotations
 
@@ -21,16 +10,6 @@ from typing import Any
 from streams.core.records import ApiCall, Event, Issuance, NetworkChange, normalise, unwrap
 
 BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
-# On the broadcast copies of a call that also changes addresses: apply the change only.
-NETWORK_ONLY_HEADER = "exfilguard-network-only"
-# On a message that holds several records, one per line (no per-record key).
-BATCH_HEADER = "exfilguard-batch"
-BATCH_FORMAT = b"ndjson"
-BATCH_RECORDS = 500  # the forwarder's default
-# Event time one batch spans at most: it is timestamped with its earliest record, so replay
-# starts reading this much before a range's start.
-BATCH_SPAN_MS = 60_000
-
 
 @dataclass(frozen=True, slots=True)
 class Route:

@@ -1,9 +1,5 @@
-"""Kafka connection and deployment settings, from the config file's ``kafka:`` section and env.
-
-Environment variables win over the file, so a Helm chart or a shell can override one setting
-without rewriting the config. The same settings are applied to Faust and to every
-confluent-kafka client: production clusters need TLS and SASL on all of them.
-"""
+"""Kafka connection and deployment settings, from the config's ``kafka:`` section and the
+environment (which wins), applied alike to Faust and every confluent-kafka client."""
 
 from __future__ import annotations
 
@@ -64,7 +60,7 @@ class KafkaSettings:
             "security.protocol": self.security_protocol.lower(),
         }
         if self.sasl_mechanism == "OAUTHBEARER":
-            from streams.msk_iam import confluent_oauth_cb
+            from streams.kafka.msk_iam import confluent_oauth_cb
 
             conf["sasl.mechanism"] = "OAUTHBEARER"
             conf["oauth_cb"] = confluent_oauth_cb(self.aws_region or "")

@@ -1,8 +1,6 @@
-"""Detection over a finite set of records: ``detect``, file replay and backtest.
-
-Records are sorted by event time (then issuances before calls, then event id) and fed to the
-same ``Detector`` the stream uses; the pending buffer is flushed at the end of input.
-"""
+"""The core over a finite set of records, for ``detect``, ``replay`` and ``backtest``: sorted by
+``streams.core.order.order_key`` (the order the stream judges them in), fed to the ``Detector``
+the stream uses, its pending buffer flushed at the end of input."""
 
 from __future__ import annotations
 
@@ -12,22 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
-from streams.core.config import DetectionConfig
 from streams.core.detector import Detector
 from streams.core.findings import IpEnricher
-from streams.core.records import (
-    ApiCall,
-    Event,
-    Issuance,
-    MalformedRecord,
-    NetworkChange,
-    decode,
-    normalise,
-    unwrap,
-)
-from streams.inputs import BadLine, Item
-
-_KIND_ORDER = {NetworkChange: 0, Issuance: 1, ApiCall: 2}
+from streams.core.order import order_key
+from streams.core.records import Event, MalformedRecord, decode, normalise, unwrap
+from streams.core.settings import DetectionConfig
+from streams.core.timerange import TimeRange
+from streams.sources.files import BadLine, Item
 
 
 @dataclass
@@ -54,10 +43,6 @@ def event_of(item: Item) -> Event | None:
     return normalise(unwrap(item.data))
 
 
-def order_key(event: Event) -> tuple[int, int, str]:
-    return (event.event_time, _KIND_ORDER[type(event)], event.event_id)
-
-
 def collect_events(items: Iterable[Item], stats: RunStats) -> list[Event]:
     events = []
     for item in items:
@@ -74,18 +59,40 @@ def collect_events(items: Iterable[Item], stats: RunStats) -> list[Event]:
     return events
 
 
-def run_events(events: Iterable[Event], config: DetectionConfig, aws: AwsIpRanges,
-               enrich: IpEnricher | None = None) -> Detector:
-    """A fresh detector over events already in ``order_key`` order, flushed at the end."""
+def load_events(items: Iterable[Item], window: TimeRange, stats: RunStats) -> list[Event]:
+    """Decode and sort the records as ``detect`` does, keeping those in the range."""
+    events = collect_events(items, stats)
+    if window.bounded:
+        events = [e for e in events if e.event_time in window]
+        stats.relevant = len(events)
+    return events
+
+
+@dataclass
+class Run:
+    """One detection over a set of events: the findings, and the detector that holds them."""
+
+    findings: list[dict[str, Any]]
+    detector: Detector
+
+    def aggregate(self, finding_id: str) -> dict[str, Any]:
+        return self.detector.state.finding_aggregates[finding_id]
+
+
+def run_detection(events: Iterable[Event], config: DetectionConfig, aws: AwsIpRanges,
+                  enrich: IpEnricher | None = None) -> Run:
+    """The one run of the core over a finite input, for ``detect``, ``replay`` and ``backtest``:
+    a fresh detector over events in ``order_key`` order (``load_events`` sorts them), flushed at
+    the end. Several configs can share one decoding of the input."""
     detector = Detector(config, aws, enrich=enrich)
     for event in events:
         detector.observe(event)
     detector.flush()
-    return detector
+    return Run(detector.findings(), detector)
 
 
 def detect(items: Iterable[Item], config: DetectionConfig, aws: AwsIpRanges,
            enrich: IpEnricher | None = None) -> tuple[list[dict[str, Any]], RunStats, Detector]:
     stats = RunStats()
-    detector = run_events(collect_events(items, stats), config, aws, enrich)
-    return detector.findings(), stats, detector
+    run = run_detection(collect_events(items, stats), config, aws, enrich)
+    return run.findings, stats, run.detector

@@ -1,8 +1,5 @@
-"""The YAML config file: detection keys for the core, a ``kafka:`` section for the clients.
-
-Read once at the edge and passed in; the worker, ``detect``, replay and backtest read the same
-file. ``EXFILGUARD_CONFIG`` names it when ``--config`` is not given.
-"""
+"""The YAML config file (detection keys for the core, a ``kafka:`` section for the clients), read
+once at the edge into ``Config``; ``EXFILGUARD_CONFIG`` names it when ``--config`` is not given."""
 
 from __future__ import annotations
 
@@ -13,14 +10,13 @@ from typing import Any
 
 import yaml
 
-from streams.core.awsranges import AwsIpRanges, BadIpRanges, load_ip_ranges
-from streams.core.config import ConfigError, DetectionConfig, parse_config
+from streams.core.settings import ConfigError, DetectionConfig, parse_config
 from streams.errors import UserError
-from streams.settings import KafkaSettings, load_kafka_settings
+from streams.kafka.settings import KafkaSettings, load_kafka_settings
 
 
 @dataclass(frozen=True)
-class Loaded:
+class Config:
     path: str | None
     detection: DetectionConfig
     kafka: KafkaSettings
@@ -47,7 +43,7 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     return document
 
 
-def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> Loaded:
+def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     path = path or environ.get("EXFILGUARD_CONFIG") or None
     document = read_config_file(path)
@@ -59,14 +55,4 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
     except ConfigError as exc:
         raise UserError(f"config {path}: {exc}") from None
     kafka = load_kafka_settings(kafka_section, environ)
-    return Loaded(path, detection, kafka)
-
-
-def load_aws_ranges(detection: DetectionConfig) -> AwsIpRanges:
-    try:
-        return load_ip_ranges(detection.aws_ip_ranges)
-    except BadIpRanges as exc:
-        raise UserError(
-            f"aws_ip_ranges {detection.aws_ip_ranges or '(shipped snapshot)'}: {exc}; "
-            "point it at AWS's ip-ranges.json or run `exfilguard ip-ranges update`"
-        ) from None
+    return Config(path, detection, kafka)

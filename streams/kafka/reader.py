@@ -1,88 +1,34 @@
-"""Replay: the detection core over a time range of a topic (or over files), with state of its own.
-
-A topic range is read with a group-less consumer: partitions are ``assign``-ed at the offsets
-found by time, nothing is committed and no table or changelog is made, so the live worker's
-state and offsets are never touched. The records read are then detected exactly as
-``exfilguard detect`` detects files (``streams.offline``): sorted by event time, one detector,
-flushed at the end. The forwarder copies an account's address changes to every partition; those
-copies are folded back into one record, so a range gives the findings its files give.
-"""
+"""Reading a time range of a topic with a group-less consumer: partitions are ``assign``-ed at
+the offsets found by time, nothing is committed, and the per-partition copies the forwarder made
+of one record are merged back into one, so a range gives the records its files gave."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from streams.core.awsranges import AwsIpRanges
-from streams.core.config import DetectionConfig
-from streams.core.detector import Detector
-from streams.core.findings import IpEnricher
-from streams.core.records import Event, event_time_of, may_matter, unwrap
-from streams.core.times import BadTime, format_time, parse_time
+from streams.core.records import event_time_of, may_matter, unwrap
+from streams.core.timerange import TimeRange
 from streams.errors import UserError
-from streams.inputs import Item, Record
-from streams.offline import RunStats, collect_events, run_events
-from streams.routing import BATCH_FORMAT, BATCH_HEADER, BATCH_SPAN_MS, NETWORK_ONLY_HEADER
-from streams.settings import KafkaSettings
+from streams.kafka.admin import metadata
+from streams.kafka.batches import BATCH_SPAN_MS, is_network_only, records_of
+from streams.kafka.settings import KafkaSettings
+from streams.sources.files import Item, Record
 
 _decoder = msgspec.json.Decoder()
 IDLE_TIMEOUT_S = 60.0  # no message for this long while offsets remain to be read: give up
 
 # librdkafka logs every refused connection; the one-line error says it instead.
-_QUIET = logging.getLogger("exfilguard.replay.librdkafka")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
+QUIET = logging.getLogger("exfilguard.replay.librdkafka")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
-
-# -- time ranges ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TimeRange:
-    """Event time from ``start_ms`` (included) to ``end_ms`` (excluded); None is unbounded."""
-
-    start_ms: int | None = None
-    end_ms: int | None = None
-
-    def __contains__(self, time_ms: int) -> bool:
-        return ((self.start_ms is None or time_ms >= self.start_ms)
-                and (self.end_ms is None or time_ms < self.end_ms))
-
-    @property
-    def bounded(self) -> bool:
-        return self.start_ms is not None or self.end_ms is not None
-
-    def describe(self) -> str:
-        start = format_time(self.start_ms) if self.start_ms is not None else "the beginning"
-        end = format_time(self.end_ms) if self.end_ms is not None else "the end"
-        return f"[{start}, {end})"
-
-
-def parse_moment(value: str, option: str) -> int:
-    """An ISO 8601 time (``2023-07-10T11:00:00Z``; no zone means UTC) → epoch milliseconds."""
-    try:
-        return parse_time(value.strip())
-    except BadTime:
-        raise UserError(f"{option} {value!r} is not an ISO 8601 time such as "
-                        "2023-07-10T11:00:00Z") from None
-
-
-def parse_range(start: str | None, end: str | None) -> TimeRange:
-    window = TimeRange(parse_moment(start, "--start") if start is not None else None,
-                       parse_moment(end, "--end") if end is not None else None)
-    if (window.start_ms is not None and window.end_ms is not None
-            and window.start_ms >= window.end_ms):
-        raise UserError(f"--start {start} is not before --end {end}: the range "
-                        f"{window.describe()} is empty")
-    return window
-
-
-# -- reading a topic range -----------------------------------------------------------------------
 
 @dataclass
 class TopicStats:
@@ -120,7 +66,7 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
-        "logger": _QUIET,
+        "logger": QUIET,
     }
 
 
@@ -178,8 +124,6 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
     """
     from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-    from streams.kafka_admin import metadata
-
     _TRANSIENT = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)  # noqa: N806
     meta = metadata(settings)
     described = meta.topics.get(topic)
@@ -187,7 +131,7 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
         raise UserError(f"topic {topic} does not exist at {settings.bootstrap_servers}")
     stats = TopicStats(topic=topic, partitions=len(described.partitions))
     consumer = Consumer(consumer_config(settings))
-    folder = Folder(window, stats)
+    merger = CopyMerger(window, stats)
     bar = None
     try:
         bounds = find_offsets(consumer, topic, sorted(described.partitions), window,
@@ -227,7 +171,7 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
                     continue
                 read += 1
                 stats.messages += 1
-                folder.add(partition, offset, message.key(), message.timestamp()[1],
+                merger.add(partition, offset, message.key(), message.timestamp()[1],
                            message.value(), message.headers())
                 if offset >= todo[partition] - 1:
                     _done(consumer, todo, topic, partition)
@@ -239,7 +183,7 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
         if bar is not None:
             bar.close()
         consumer.close()
-    return folder.items(), stats
+    return merger.items(), stats
 
 
 def _done(consumer: Any, todo: dict[int, int], topic: str, partition: int) -> None:
@@ -261,8 +205,8 @@ def _event_time(raw: bytes, fallback: int) -> int:
         return fallback
 
 
-class Folder:
-    """Holds the distinct record values read and folds partition copies into one record."""
+class CopyMerger:
+    """Holds the distinct record values read and merges their partition copies into one record."""
 
     def __init__(self, window: TimeRange, stats: TopicStats) -> None:
         self.window = window
@@ -271,15 +215,13 @@ class Folder:
 
     def add(self, partition: int, offset: int, key: bytes | None, timestamp: int,
             value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
-        marks = dict(headers or ())
-        if NETWORK_ONLY_HEADER in marks:
+        if is_network_only(headers):
             self.stats.copies += 1  # the same record is on its instance's partition
             return
-        if marks.get(BATCH_HEADER) != BATCH_FORMAT:
-            self._add(partition, (offset, 0), key, timestamp, value or b"")
-            return
-        for line, raw in enumerate((value or b"").split(b"\n"), start=1):
-            if raw.strip():
+        for line, raw in records_of(value or b"", headers):
+            if line is None:
+                self._add(partition, (offset, 0), key, timestamp, raw)
+            else:
                 # A batch is timestamped with its earliest record: each record has its own.
                 self._add(partition, (offset, line), None, _event_time(raw, timestamp), raw)
 
@@ -312,110 +254,3 @@ class Folder:
             origin = f"{topic}/{partition}@{offset}" + (f"#{line}" if line else "")
             items += [Record(origin, raw=value)] * repeats
         return items
-
-
-# -- detection -----------------------------------------------------------------------------------
-
-@dataclass
-class Run:
-    """One detection over a set of events: the findings, and the detector that holds them."""
-
-    findings: list[dict[str, Any]]
-    detector: Detector
-
-    def aggregate(self, finding_id: str) -> dict[str, Any]:
-        return self.detector.state.findings[finding_id]
-
-
-def load_events(items: Iterable[Item], window: TimeRange, stats: RunStats) -> list[Event]:
-    """Decode and sort the records as ``detect`` does, keeping those in the range."""
-    events = collect_events(items, stats)
-    if window.bounded:
-        events = [e for e in events if e.event_time in window]
-        stats.relevant = len(events)
-    return events
-
-
-def run_detection(events: list[Event], config: DetectionConfig, aws: AwsIpRanges,
-                  enrich: IpEnricher | None = None) -> Run:
-    """``streams.offline.detect`` over events sorted by ``order_key`` (``load_events`` sorts
-    them), so several configs can share one decoding of the input."""
-    detector = run_events(events, config, aws, enrich)
-    return Run(detector.findings(), detector)
-
-
-# -- writing findings ----------------------------------------------------------------------------
-
-def write_lines(path: str, payload: bytes) -> None:
-    import sys
-
-    if path == "-":
-        sys.stdout.buffer.write(payload)
-        sys.stdout.flush()
-        return
-    try:
-        with open(path, "wb") as out:
-            out.write(payload)
-    except OSError as exc:
-        raise UserError(f"--output {path}: cannot write ({exc.strerror or exc})") from None
-
-
-def ensure_output_topic(settings: KafkaSettings, topic: str) -> None:
-    """Create the findings output topic (compacted, like the findings topic) if missing."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import NewTopic
-
-    from streams.kafka_admin import FINDINGS_CONFIG, admin, metadata
-
-    existing = metadata(settings).topics.get(topic)
-    if existing is not None and existing.error is None:
-        return
-    client = admin(settings)
-    new = NewTopic(topic, num_partitions=settings.partitions,
-                   replication_factor=settings.replication_factor, config=FINDINGS_CONFIG)
-    for name, future in client.create_topics([new], request_timeout=30).items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-                raise UserError(f"cannot create topic {name}: {exc.args[0].str()}") from None
-
-
-def produce_findings(settings: KafkaSettings, topic: str, findings: list[dict[str, Any]],
-                     timeout: float = 120.0) -> int:
-    """Findings keyed by id, encoded as the worker writes them; every delivery checked."""
-    from confluent_kafka import KafkaException, Producer
-
-    from streams.avro import finding_codec
-
-    ensure_output_topic(settings, topic)
-    codec = finding_codec(settings, topic)
-    failures: list[str] = []
-    delivered = 0
-
-    def on_delivery(err: Any, msg: Any) -> None:
-        nonlocal delivered
-        if err is not None:
-            failures.append(err.str())
-        else:
-            delivered += 1
-
-    producer = Producer({**settings.confluent(), "acks": "all", "enable.idempotence": True,
-                         "message.timeout.ms": int(timeout * 1000), "logger": _QUIET})
-    for finding in findings:
-        while True:
-            try:
-                producer.produce(topic, key=finding["id"].encode(), value=codec.encode(finding),
-                                 on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.5)
-            except KafkaException as exc:
-                raise UserError(f"producing to {topic}: {exc.args[0].str()}") from None
-        producer.poll(0)
-    remaining = producer.flush(timeout)
-    if failures or remaining:
-        reason = failures[0] if failures else f"{remaining} not delivered in {timeout:.0f} s"
-        raise UserError(f"{len(failures) + remaining} of {len(findings)} findings not delivered "
-                        f"to {topic}: {reason}", exit_code=1)
-    return delivered

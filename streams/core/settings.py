@@ -1,8 +1,5 @@
-"""Detection settings: the config file's detection keys, validated into one immutable value.
-
-Every key is optional. A wrong key, CIDR or account id fails with a message naming the key, so a
-typo never silently turns a rule off.
-"""
+"""Detection settings: the config's detection keys validated into one immutable value. Every
+key is optional; a wrong key, CIDR or account id fails naming it: a typo never turns a rule off."""
 
 from __future__ import annotations
 
@@ -12,12 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.core.finding_types import FINDING_TYPES
 from streams.core.prefixes import PrefixMap
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-OUTSIDE_AWS = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
-INSIDE_AWS = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS"
-FINDING_TYPES = (OUTSIDE_AWS, INSIDE_AWS)
 
 # Tunables: defaults a user changes in the config file, not here.
 DEFAULT_UPDATE_INTERVAL_S = 900  # GuardDuty's own default for publishing updates

@@ -19,8 +19,8 @@ import msgspec
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 if TYPE_CHECKING:
-    from streams.schema_registry import SchemaRegistry
-    from streams.settings import KafkaSettings
+    from streams.kafka.schema_registry import SchemaRegistry
+    from streams.kafka.settings import KafkaSettings
 
 MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -152,7 +152,7 @@ def subject_for(topic: str) -> str:
 def finding_codec(settings: KafkaSettings, topic: str | None = None,
                   writing: bool = True) -> FindingCodec:
     """The codec for ``topic`` (default: the findings topic); a writer registers the schema."""
-    from streams.schema_registry import SchemaRegistry
+    from streams.kafka.schema_registry import SchemaRegistry
 
     registry = None
     if settings.schema_registry_url:  # settings checks confluent comes with a URL

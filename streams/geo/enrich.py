@@ -1,13 +1,6 @@
-"""Country and ASN of a remote address, from an offline database installed from PyPI.
-
-Optional at run time: ``load_enricher()`` answers None when the database is not installed, and
-findings then carry null country and organization fields. Nothing here guesses: a field the
-database does not hold stays None. No lookup leaves the machine.
-
-The database is plevin's (``pip install "plevin[country,network]" pycountry``); see
-docs/enrichment.md for its sources, licences, attribution and how to update it. With pycountry
-installed the country name is filled in too; without it only the code is.
-"""
+"""Country and ASN of a remote address from an offline database (plevin's; docs/enrichment.md has
+its sources and licences). ``load_enricher()`` answers None when it is not installed; a field
+the database does not hold stays None, never guessed, and no lookup leaves the machine."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The backtest as one self-contained HTML page: a timeline plot and the tables.
-
-No script and nothing fetched: inline CSS and an SVG drawn here. Every value from the records
-(keys, addresses, user agents) is escaped. The page is a pure function of its inputs, so the same
-backtest writes the same bytes.
-"""
+"""The backtest as one self-contained HTML page (a timeline SVG and the tables): no script, nothing
+fetched, every value escaped, and a pure function of its inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
-from streams.backtest import (
+from streams.core.times import format_time, parse_time
+from streams.offline.backtest import (
     Comparison,
     Labels,
     Outcome,
@@ -22,7 +19,6 @@ from streams.backtest import (
     fmt_seconds,
     short_type,
 )
-from streams.core.times import format_time, parse_time
 
 COLOURS = {"TP": "#1a7f37", "FP": "#cf222e", "FN": "#bc4c00", "archived": "#8c959f"}
 LABELS = {"TP": "true positive", "FP": "false positive", "FN": "false negative (first call)",

@@ -1,0 +1,24 @@
+"""Through a VPC endpoint: the endpoint's owner (``vpcEndpointAccountId``) is the account the call
+came from. The owner's own: none; an associated account's: Medium; any other's: High."""
+
+from __future__ import annotations
+
+from streams.core.rules import Call, Rule, Verdict, inside, no_finding
+
+
+def decide(judged: Call) -> Verdict | None:
+    call = judged.call
+    if call.vpc_endpoint_id is None:
+        return None
+    endpoint_account = call.vpc_endpoint_account_id
+    if endpoint_account is None:
+        # Older records name the endpoint but not its owner: nothing to judge by.
+        return no_finding("vpc-endpoint-owner-unknown")
+    if endpoint_account == judged.owner:
+        return no_finding("own-vpc-endpoint")
+    return inside(judged.config, endpoint_account, "foreign-vpc-endpoint")
+
+
+RULE = Rule(name="vpc-endpoint", doc="the endpoint's owner account decides", order=40,
+            decide=decide, scenarios=("own-vpc-endpoint", "foreign-vpc-endpoint-stranger",
+                                      "associated-account-vpc-endpoint"))
