@@ -22,8 +22,9 @@ def signed_token(region: str) -> tuple[str, float]:
     try:
         from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
     except ImportError:
-        raise UserError("kafka.sasl_mechanism OAUTHBEARER (MSK IAM) needs the signer: "
-                        'pip install "exfilguard[msk]"') from None
+        raise UserError("kafka.sasl_mechanism OAUTHBEARER (MSK IAM) needs the signer, a "
+                        "dependency of exfilguard: pip install aws-msk-iam-sasl-signer-python"
+                        ) from None
     try:
         token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
     except (ValueError, AttributeError) as exc:
