@@ -92,7 +92,7 @@ def test_config_paths_reach_the_enricher(databases, tmp_path):
     config.write_text(f"geoip: {{country_db: {databases[0]}}}\n")
     enrich = enricher_for(load_config(str(config), environ={}))
     assert enrich("81.2.69.160") == ("GB", "United Kingdom", None, None)
-    config.write_text(f"geoip: false\n")
+    config.write_text("geoip: false\n")
     assert enricher_for(load_config(str(config), environ={})) is None
 
 
