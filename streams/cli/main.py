@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "accounts",
     "inventory",
     "ip_ranges",
+    "notify",
 )
 
 
