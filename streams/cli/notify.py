@@ -32,13 +32,14 @@ def register_webhook(notifiers: argparse._SubParsersAction) -> None:
     url.add_argument("--url-file", metavar="FILE", help="file holding the URL (a mounted Secret)")
     add_config_option(parser)
     add_kafka_options(parser)
-    parser.add_argument("--input", metavar="FILE.jsonl",
+    parser.add_argument("--from-file", metavar="FILE.jsonl",
                         help="send the findings of this file (as `detect` writes) instead of "
                              "reading the topic")
+    parser.add_argument("--dead-letter", metavar="FILE",
+                        help="unreadable findings go here as JSON Lines (default: the topic "
+                             "<findings topic>-notify-dlq; a file with --from-file)")
     parser.add_argument("--topic", help="findings topic (default: the config's)")
     parser.add_argument("--group", help="consumer group (default: <app_id>-notify-webhook)")
-    parser.add_argument("--from-beginning", action="store_true",
-                        help="a new group starts at the oldest finding, not the next one")
     parser.add_argument("--state", metavar="FILE",
                         help="where the severity sent per finding is kept, so a redelivery or "
                              "a restart sends nothing twice (default: in memory)")
@@ -54,25 +55,28 @@ def register_webhook(notifiers: argparse._SubParsersAction) -> None:
 
 
 def run_webhook(args: argparse.Namespace) -> int:
-    from streams.notify.loop import consume_findings, findings_of_file
+    from streams.notify.consumer import (
+        DeadLetterFile,
+        DeadLetterTopic,
+        notify_from_file,
+        notify_from_topic,
+    )
     from streams.notify.webhook import SentState, WebhookNotifier, read_url
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     notifier = WebhookNotifier(read_url(args.url_env, args.url_file),
                                SentState.load(args.state), style=args.format,
                                per_minute=args.max_per_minute, attempts=args.attempts)
-    if args.input:
-        handled = 0
-        for finding in findings_of_file(args.input):
-            notifier.notify(finding)
-            handled += 1
-        unreadable = 0
+    if args.from_file:
+        dead = DeadLetterFile(args.dead_letter or args.from_file + ".dead-letters.jsonl")
+        tally = notify_from_file(args.from_file, notifier, dead)
     else:
         loaded = loaded_config(args)
-        handled, unreadable = consume_findings(
-            loaded.kafka, notifier.notify, args.group or f"{loaded.kafka.app_id}-notify-webhook",
-            topic=args.topic, from_beginning=args.from_beginning, idle_timeout=args.timeout)
-    note("notify webhook", f"{handled} findings read, {notifier.sent} messages sent to "
-         f"{notifier.where}, {notifier.retries} retries"
-         + (f", {unreadable} unreadable" if unreadable else ""))
+        topic = args.topic or loaded.kafka.topic_findings
+        dead = (DeadLetterFile(args.dead_letter) if args.dead_letter
+                else DeadLetterTopic(loaded.kafka, f"{topic}-notify-dlq"))
+        tally = notify_from_topic(loaded.kafka, topic,
+                                  args.group or f"{loaded.kafka.app_id}-notify-webhook",
+                                  notifier, dead, idle_timeout=args.timeout)
+    note("notify webhook", f"{tally.line()}; {notifier.close()}; {dead.close()}")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streams.errors import UserError
-from streams.kafka.codec import BadFinding, decode_finding
+from streams.kafka.codec import BadFinding, finding_codec
 from streams.kafka.settings import KafkaSettings
 from streams.offline.sinks import json_line
 
@@ -183,6 +183,8 @@ def notify_from_topic(settings: KafkaSettings, topic: str, group: str, notifier:
         stopping = True
 
     previous = signal.signal(signal.SIGTERM, stop)
+    # Every encoding the worker may write; Confluent framing reads its schema from the registry.
+    codec = finding_codec(settings, topic, writing=False)
     consumer = Consumer(consumer_config(settings, group))
     consumer.subscribe([topic])
     tally = Tally()
@@ -202,7 +204,7 @@ def notify_from_topic(settings: KafkaSettings, topic: str, group: str, notifier:
                         raise UserError(f"consuming {topic}: {message.error().str()}")
                     continue
                 try:
-                    batch.append(decode_finding(message.value() or b""))
+                    batch.append(codec.decode(message.value() or b""))
                 except BadFinding as exc:
                     tally.unreadable += 1
                     dead.send(None, f"{topic}/{message.partition()}/{message.offset()}: {exc}",

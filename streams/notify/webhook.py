@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from streams.errors import UserError
+from streams.notify import consumer
 
 log = logging.getLogger("exfilguard.notify.webhook")
 
@@ -34,8 +35,9 @@ BACKOFF_MAX_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 
 
-class DeliveryFailed(UserError):
-    """The endpoint did not take a message after every retry, or refused it for good."""
+class DeliveryFailed(consumer.DeliveryFailed, UserError):
+    """The endpoint did not take a message after every retry, or refused it for good: the
+    shared loop stops before its commit, and the command exits with this one line."""
 
 
 def shown(url: str) -> str:
@@ -208,7 +210,9 @@ def http_post(url: str, body: bytes) -> int:
 class WebhookNotifier:
     """Sends a finding when it is new or its severity changed; ``notify`` returns what it did
     ("new", "severity_changed", None) and raises DeliveryFailed when the endpoint would not take
-    it, so the caller does not commit its offset."""
+    it, so the caller does not commit its offset. A ``consumer.Notifier``."""
+
+    name = "webhook"
 
     def __init__(self, url: str, state: SentState | None = None, style: str = "auto",
                  per_minute: float = DEFAULT_PER_MINUTE, attempts: int = DEFAULT_ATTEMPTS,
@@ -229,6 +233,13 @@ class WebhookNotifier:
 
     def __repr__(self) -> str:  # never the URL, not even in a debugger or a traceback
         return f"WebhookNotifier({self.where}, slack={self.slack})"
+
+    def deliver(self, findings: list[dict[str, Any]]) -> None:
+        for finding in findings:
+            self.notify(finding)
+
+    def close(self) -> str:
+        return f"{self.sent} messages sent to {self.where}, {self.retries} retries"
 
     def notify(self, finding: dict[str, Any]) -> str | None:
         if finding["service"].get("archived"):

@@ -207,15 +207,23 @@ def test_url_from_env_or_file_and_never_echoed(tmp_path):
 
 def test_the_command_over_a_file_sends_each_finding_once(endpoint, finding, tmp_path):
     server = endpoint(failures=[502])
-    lines = [finding, updated(finding, count=5), updated(finding, count=6, severity=5)]
-    findings = tmp_path / "findings.jsonl"
-    findings.write_text("".join(json.dumps(f) + "\n" for f in lines))
     (tmp_path / "url").write_text(server.url)
-    result = subprocess.run([EXFILGUARD, "notify", "webhook", "--url-file", str(tmp_path / "url"),
-                             "--input", str(findings), "--state", str(tmp_path / "sent.json"),
-                             "--max-per-minute", "600"], capture_output=True)
-    assert result.returncode == 0, result.stderr.decode()
+
+    def run(*findings):
+        path = tmp_path / "findings.jsonl"
+        path.write_text("".join(json.dumps(f) + "\n" for f in findings))
+        return subprocess.run([EXFILGUARD, "notify", "webhook", "--url-file",
+                               str(tmp_path / "url"), "--from-file", str(path), "--state",
+                               str(tmp_path / "sent.json"), "--max-per-minute", "600"],
+                              capture_output=True)
+
+    first = run(finding, updated(finding, count=5))
+    assert first.returncode == 0, first.stderr.decode()
+    # One batch holds each id once, its latest version: one message, with the latest count.
+    assert [(b["event"], b["count"]) for b in server.bodies] == [("new", 5)]
+    assert b"1 messages sent to http://127.0.0.1, 1 retries" in first.stderr
+    assert SECRET_PATH.encode() not in first.stderr + first.stdout
+    again = run(updated(finding, count=6), updated(finding, count=7, severity=5))
+    assert again.returncode == 0, again.stderr.decode()
     assert [b["event"] for b in server.bodies] == ["new", "severity_changed"]
-    assert b"3 findings read, 2 messages sent to http://127.0.0.1, 1 retries" in result.stderr
-    assert SECRET_PATH.encode() not in result.stderr + result.stdout
     assert json.loads((tmp_path / "sent.json").read_text()) == {"sent": {finding["id"]: 5}}
