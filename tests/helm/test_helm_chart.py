@@ -459,8 +459,9 @@ def test_client_network_policy_denies_all_ingress(all_docs):
     np = one(all_docs, "NetworkPolicy", "-clients")
     assert np["spec"]["ingress"] == []
     assert np["spec"]["podSelector"]["matchExpressions"] == [
-        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["forwarder", "replay", "notify-securityhub", "notify-eventbridge",
-                       "notify-ocsf", "notify-webhook"]}]
+        {"key": "app.kubernetes.io/component", "operator": "In",
+         "values": ["forwarder", "replay", "notify-securityhub", "notify-eventbridge",
+                    "notify-ocsf", "notify-webhook"]}]
     worker_np = one(all_docs, "NetworkPolicy", "-worker")
     assert np["spec"]["egress"] == worker_np["spec"]["egress"]
     assert worker_np["spec"]["ingress"][0]["from"] == [
