@@ -12,9 +12,11 @@ WORKDIR /src
 COPY pyproject.toml README.m[d] ./
 COPY streams/ streams/
 COPY schemas/ schemas/
-# rocksdict and confluent-kafka ship manylinux wheels: no compiler is needed. --prefer-binary keeps
-# pip from building a newer sdist when a wheel of an older release fits. The versions are pinned by
-# what `pip wheel` resolved: the install below is offline (--no-index) from those wheels only.
+# The MaxMind DB reader (maxminddb) is a dependency; the .mmdb files are mounted at run time
+# (the chart's geoip values), never baked in. rocksdict and confluent-kafka ship manylinux
+# wheels: no compiler is needed. --prefer-binary keeps pip from building a newer sdist when a
+# wheel of an older release fits. The versions are pinned by what `pip wheel` resolved: the
+# install below is offline (--no-index) from those wheels only.
 # hadolint ignore=DL3013
 RUN pip wheel --prefer-binary --wheel-dir /wheels . \
  && python -m venv --without-pip /opt/exfilguard \

@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@command -v python3 >/dev/null || { echo "make install: python3 (3.11+) is not on PATH; install it first"; exit 2; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,geo]'
+	$(VENV)/bin/pip install -q -e '.[test]'
 	@touch $@
 
 install: $(STAMP) ## create .venv/ with exfilguard and its test tools installed

@@ -89,7 +89,8 @@ done
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION"
 # Strict: an unknown field fails. kubernetes-validate only warns (exit 0) on a kind it has no
-# schema for; the one allowed here is the ServiceMonitor CRD, which tests/helm checks instead.
+# schema for; the ones allowed here are the ServiceMonitor and PrometheusRule CRDs, which
+# tests/helm checks instead (PromQL parsed with promql-parser).
 # Any other such warning, a typo'd kind or apiVersion, fails.
 set +e
 report="$("$VENV/bin/kubernetes-validate" --strict --kubernetes-version "$KUBE_VERSION" "$OUT"/*.yaml 2>&1)"
@@ -98,7 +99,7 @@ set -e
 printf '%s\n' "$report"
 ((rc == 0)) || die "schema validation failed"
 unknown="$(grep -E '^WARN' <<<"$report" \
-  | grep -vE "Couldn't find schema for kind ServiceMonitor with api version monitoring\.coreos\.com/v1 " \
+  | grep -vE "Couldn't find schema for kind (ServiceMonitor|PrometheusRule) with api version monitoring\.coreos\.com/v1 " \
   || true)"
 [[ -z "$unknown" ]] || die "kinds without a schema (typo in kind or apiVersion?): $unknown"
 grep -q '^INFO' <<<"$report" || die "kubernetes-validate validated nothing"

@@ -31,7 +31,7 @@ from streams.kafka.batches import (
     is_network_only,
     records_of,
 )
-from streams.kafka.codec import encode_finding
+from streams.kafka.codec import FindingCodec, encode_finding, finding_codec
 from streams.kafka.routing import copies_on, partitions_of, route_of_event
 from streams.kafka.settings import KafkaSettings
 
@@ -51,14 +51,16 @@ TABLES = {
 
 
 class FindingsTopic:
-    """The stream's sink, the async twin of ``offline.sinks.Sink``: findings in Avro to the
-    findings topic, keyed by id, through Faust's producer (flushed before offsets commit)."""
+    """The stream's sink, the async twin of ``offline.sinks.Sink``: findings in the configured
+    encoding to the findings topic, keyed by id, through Faust's producer (flushed before
+    offsets commit)."""
 
-    def __init__(self, topic: Any) -> None:
+    def __init__(self, topic: Any, codec: FindingCodec) -> None:
         self.topic = topic
+        self.codec = codec
 
     async def send(self, finding: dict[str, Any]) -> None:
-        await self.send_encoded(finding["id"], encode_finding(finding))
+        await self.send_encoded(finding["id"], self.codec.encode(finding))
 
     async def send_encoded(self, finding_id: str, payload: bytes) -> None:
         await self.topic.send(key=finding_id.encode(), value=payload)
@@ -77,6 +79,11 @@ def broker_credentials(settings: KafkaSettings) -> Any:
         context = ssl.create_default_context(cafile=settings.ssl_cafile)
         if settings.ssl_certfile:
             context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    if settings.sasl_mechanism == "OAUTHBEARER":
+        from streams.kafka.msk_iam import aiokafka_token_provider
+
+        return faust.OAuthCredentials(oauth_cb=aiokafka_token_provider(settings.aws_region or ""),
+                                      ssl_context=context)
     if protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username, password=settings.sasl_password,
@@ -146,6 +153,7 @@ def create_app(loaded: Config) -> faust.App:
     reachability = BrokerReachability(kafka.bootstrap_servers, kafka.broker_unready_seconds,
                                       kafka.log_repeat_seconds, repeats)
     detector = Detector(detection, aws, state, enrich=enricher_for(loaded))
+    codec = finding_codec(kafka)  # registers the schema first when the encoding is confluent
     interval = detection.finding_update_interval_seconds
     last_sent: dict[str, tuple[float, int]] = {}  # finding id → (monotonic time, severity)
     # Updates held back by the interval, as the bytes to send: publishable after the tables
@@ -168,7 +176,7 @@ def create_app(loaded: Config) -> faust.App:
         rendered["service"]["additionalInfo"] = {"detectedAt": format_time(first)}
         return rendered
 
-    sink = FindingsTopic(findings_topic)
+    sink = FindingsTopic(findings_topic, codec)
 
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
         await sink.send_encoded(finding_id, payload)
@@ -182,7 +190,7 @@ def create_app(loaded: Config) -> faust.App:
         for finding_id in changed:
             rendered = stamp(detector.render(finding_id))
             kind_of(rendered)
-            payload = encode_finding(rendered)
+            payload = codec.encode(rendered)
             previous = last_sent.get(finding_id)
             if (previous is None or interval == 0 or now - previous[0] >= interval
                     or rendered["severity"] != previous[1]):
@@ -303,7 +311,7 @@ def create_app(loaded: Config) -> faust.App:
             if finding_id not in last_sent and finding_id in state.finding_aggregates:
                 rendered = stamp(detector.render(finding_id), in_event=False)
                 kind_of(rendered)
-                await send_encoded(finding_id, encode_finding(rendered), rendered["severity"])
+                await send_encoded(finding_id, codec.encode(rendered), rendered["severity"])
 
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:

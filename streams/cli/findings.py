@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, KafkaError
 from streams.cli.common import add_config_option, add_kafka_options, loaded_config, note
 from streams.errors import UserError
 from streams.kafka.admin import metadata
-from streams.kafka.codec import BadFinding, decode_finding
+from streams.kafka.codec import BadFinding, finding_codec
 from streams.offline.sinks import json_line
 
 
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         "enable.auto.commit": bool(args.group),
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
     })
+    codec = finding_codec(settings, topic, writing=False)  # reads every encoding
     consumer.subscribe([topic])
     # Every version of a finding shares its id: a summary shows each finding once.
     latest_only = args.latest_only or (args.summary and not args.all_versions)
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 raise UserError(f"consuming {topic}: {message.error().str()}")
             try:
-                finding = decode_finding(message.value() or b"")
+                finding = codec.decode(message.value() or b"")
             except BadFinding as exc:
                 bad += 1
                 note("findings", f"skipped {topic}/{message.partition()}/{message.offset()}: "

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "inventory",
     "ip_ranges",
     "dlq",
+    "notify",
 )
 
 

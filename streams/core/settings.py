@@ -49,6 +49,10 @@ class DetectionConfig:
     max_pending_per_key: int = DEFAULT_MAX_PENDING_PER_KEY
     suppression_rules: tuple[SuppressionRule, ...] = ()
     geoip: bool = True
+    # MaxMind DB files (GeoLite2/GeoIP2, DB-IP Lite): `geoip: {country_db: ..., asn_db: ...}`.
+    # Paths only: the edge (streams.geo) opens them.
+    geoip_country_db: str | None = None
+    geoip_asn_db: str | None = None
     # Derived lookups, built once.
     trusted: PrefixMap[bool] = field(default_factory=PrefixMap, compare=False, repr=False)
     declared: PrefixMap[str] = field(default_factory=PrefixMap, compare=False, repr=False)
@@ -69,6 +73,7 @@ _KEYS = (
     "suppression_rules",
     "geoip",
 )
+_GEOIP_KEYS = ("country_db", "asn_db")
 _RULE_KEYS = ("name", "finding_type", "remote_account", "remote_cidr", "role", "instance")
 
 
@@ -136,8 +141,22 @@ def parse_config(raw: Mapping[str, Any] | None) -> DetectionConfig:
     for i, rule in enumerate(_list(raw.get("suppression_rules"), "suppression_rules")):
         rules.append(_rule(rule, f"suppression_rules[{i}]"))
     geoip = raw.get("geoip", True)
-    if not isinstance(geoip, bool):
-        raise ConfigError(f"geoip: expected true or false, got {geoip!r}")
+    databases: dict[str, str] = {}
+    if isinstance(geoip, dict):
+        for key, path in geoip.items():
+            if key not in _GEOIP_KEYS:
+                raise ConfigError(f"geoip.{key}: unknown key; known keys are "
+                                  f"{', '.join(_GEOIP_KEYS)}")
+            if not isinstance(path, str) or not path:
+                raise ConfigError(f"geoip.{key}: expected the path of a .mmdb file, got {path!r}")
+            databases[key] = path
+        if not databases:
+            raise ConfigError("geoip: name country_db, asn_db or both (MaxMind DB files), or "
+                              "write true or false")
+        geoip = True
+    elif not isinstance(geoip, bool):
+        raise ConfigError(f"geoip: expected true, false or {{country_db: ..., asn_db: ...}}, "
+                          f"got {geoip!r}")
     config = DetectionConfig(
         associated_accounts=associated,
         trusted_ip_cidrs=trusted,
@@ -156,6 +175,8 @@ def parse_config(raw: Mapping[str, Any] | None) -> DetectionConfig:
             raw.get("max_pending_per_key", DEFAULT_MAX_PENDING_PER_KEY), "max_pending_per_key", 1),
         suppression_rules=tuple(rules),
         geoip=geoip,
+        geoip_country_db=databases.get("country_db"),
+        geoip_asn_db=databases.get("asn_db"),
     )
     for cidr in trusted:
         config.trusted.add(cidr, True)

@@ -3,19 +3,31 @@ May import core, config and errors only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from streams.config.loader import Config
 from streams.core.findings import IpEnricher
 
 
 def enricher_for(config: Config) -> IpEnricher | None:
-    """The enricher the config asks for (``geoip``), or None when off or not installed."""
-    if not config.detection.geoip:
+    """The enricher the config asks for (``geoip``), or None when off or not installed.
+
+    ``geoip: {country_db, asn_db}`` names MaxMind DB files (a file that cannot be read is a
+    UserError); plain ``geoip: true`` uses plevin when the opt-in ``plevin`` extra is installed.
+    """
+    detection = config.detection
+    if not detection.geoip:
         return None
-    try:
-        from streams.geo.enrich import load_enricher
-    except ImportError:
-        return None
-    enricher = load_enricher()
+    if detection.geoip_country_db or detection.geoip_asn_db:
+        from streams.geo.maxmind import load_maxmind
+
+        enricher: Any = load_maxmind(detection.geoip_country_db, detection.geoip_asn_db)
+    else:
+        try:
+            from streams.geo.enrich import load_enricher
+        except ImportError:
+            return None
+        enricher = load_enricher()
     if enricher is None:
         return None
 

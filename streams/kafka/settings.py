@@ -11,7 +11,9 @@ from typing import Any
 from streams.errors import UserError
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# OAUTHBEARER is Amazon MSK's IAM authentication (tokens signed by aws-msk-iam-sasl-signer).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+FINDINGS_ENCODINGS = ("avro", "json", "confluent")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,15 @@ class KafkaSettings:
     log_repeat_seconds: int = 60
     # The worker warns at start when AWS's ip-ranges snapshot is older than this.
     ip_ranges_warn_days: int = 30
+    # avro: single-object encoding (exfilguard's readers); confluent: Schema Registry framing,
+    # which Kafka Connect and SIEM sinks decode; json: one JSON object per finding.
+    findings_encoding: str = "avro"
+    schema_registry_url: str | None = None
+    schema_registry_username: str | None = None  # Confluent Cloud: the registry API key
+    schema_registry_password: str | None = None
+    # MSK IAM (sasl_mechanism OAUTHBEARER): the cluster's region; credentials come from the
+    # default AWS chain (IRSA, instance profile, environment).
+    aws_region: str | None = None
 
     def confluent(self) -> dict[str, Any]:
         """librdkafka properties for confluent-kafka clients."""
@@ -58,7 +69,12 @@ class KafkaSettings:
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol.lower(),
         }
-        if self.sasl_mechanism:
+        if self.sasl_mechanism == "OAUTHBEARER":
+            from streams.kafka.msk_iam import confluent_oauth_cb
+
+            conf["sasl.mechanism"] = "OAUTHBEARER"
+            conf["oauth_cb"] = confluent_oauth_cb(self.aws_region or "")
+        elif self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
             conf["sasl.username"] = self.sasl_username or ""
             conf["sasl.password"] = self.sasl_password or ""
@@ -125,6 +141,27 @@ def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] 
             f"config: kafka.sasl_mechanism {settings.sasl_mechanism!r} is not one of "
             f"{', '.join(SASL_MECHANISMS)}"
         )
+    encoding = settings.findings_encoding.lower()
+    if encoding not in FINDINGS_ENCODINGS:
+        raise UserError(
+            f"config: kafka.findings_encoding {settings.findings_encoding!r} is not one of "
+            f"{', '.join(FINDINGS_ENCODINGS)}"
+        )
+    if encoding == "confluent" and not settings.schema_registry_url:
+        raise UserError(
+            "config: kafka.findings_encoding confluent needs kafka.schema_registry_url "
+            f"(or {env_name('schema_registry_url')})"
+        )
+    mechanism = (settings.sasl_mechanism or "").upper()
+    if mechanism == "OAUTHBEARER":
+        region = settings.aws_region or environ.get("AWS_REGION") or environ.get(
+            "AWS_DEFAULT_REGION")
+        if not region:
+            raise UserError(
+                "config: kafka.sasl_mechanism OAUTHBEARER (MSK IAM) needs kafka.aws_region "
+                f"(or {env_name('aws_region')}, or AWS_REGION)"
+            )
+        settings = replace(settings, aws_region=region)
     if protocol.startswith("SASL") and not settings.sasl_mechanism:
         raise UserError(
             f"config: kafka.security_protocol {protocol} needs kafka.sasl_mechanism "
@@ -138,4 +175,5 @@ def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] 
         settings,
         security_protocol=protocol,
         sasl_mechanism=settings.sasl_mechanism.upper() if settings.sasl_mechanism else None,
+        findings_encoding=encoding,
     )

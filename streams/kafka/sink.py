@@ -1,4 +1,4 @@
-"""Findings produced to a Kafka topic as the worker writes them (Avro, keyed by finding id):
+"""Findings produced to a Kafka topic as the worker writes them (its encoding, keyed by id):
 the sink ``replay --output-topic`` is handed."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.errors import UserError
 from streams.kafka.admin import FINDINGS_CONFIG, admin, metadata
-from streams.kafka.codec import encode_finding
+from streams.kafka.codec import finding_codec
 from streams.kafka.reader import QUIET
 from streams.kafka.settings import KafkaSettings
 
@@ -33,10 +33,11 @@ def ensure_output_topic(settings: KafkaSettings, topic: str) -> None:
 
 def produce_findings(settings: KafkaSettings, topic: str, findings: list[dict[str, Any]],
                      timeout: float = 120.0) -> int:
-    """Avro findings keyed by id, as the worker writes them; every delivery checked."""
+    """Findings keyed by id, encoded as the worker writes them; every delivery checked."""
     from confluent_kafka import KafkaException, Producer
 
     ensure_output_topic(settings, topic)
+    codec = finding_codec(settings, topic)
     failures: list[str] = []
     delivered = 0
 
@@ -52,7 +53,7 @@ def produce_findings(settings: KafkaSettings, topic: str, findings: list[dict[st
     for finding in findings:
         while True:
             try:
-                producer.produce(topic, key=finding["id"].encode(), value=encode_finding(finding),
+                producer.produce(topic, key=finding["id"].encode(), value=codec.encode(finding),
                                  on_delivery=on_delivery)
                 break
             except BufferError:

@@ -203,11 +203,15 @@ def test_default_config_is_empty_so_program_defaults_apply(default_docs):
 
 def test_config_values_render_into_the_config_file(all_docs, all_values):
     config = config_of(all_docs)
-    assert config == {k: v for k, v in all_values["config"].items() if v is not None}
+    # geoip.volume (all-enabled mounts one) turns `geoip: true` into the mounted files' paths.
+    assert config.pop("geoip") == {"country_db": "/etc/exfilguard/geoip/GeoLite2-Country.mmdb",
+                                   "asn_db": "/etc/exfilguard/geoip/GeoLite2-ASN.mmdb"}
+    assert config == {k: v for k, v in all_values["config"].items()
+                      if v is not None and k != "geoip"}
     assert config["associated_accounts"] == ["444455556666"]  # a string, not a number
     assert config["account_networks"] == {"111122223333": ["3.85.10.20/32", "10.0.0.0/16"]}
     assert config["suppression_rules"][0]["remote_account"] == "777788889999"
-    assert config["geoip"] is False  # false is a value, not "unset"
+    # `geoip: false` is a value, not "unset": test_notifiers_and_monitoring checks it renders.
 
 
 def test_config_is_mounted_where_the_program_reads_it(all_docs):
@@ -390,7 +394,7 @@ def test_selectors_match_the_pods(all_docs):
     assert pdb["spec"]["selector"]["matchLabels"].items() <= worker_labels.items()
     assert pdb["spec"]["maxUnavailable"] == 1
     # The forwarder's pods are not the workers': they must not be counted by the PDB or services.
-    fwd_labels = one(all_docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    fwd_labels = one(all_docs, "Deployment", "-forwarder")["spec"]["template"]["metadata"]["labels"]
     assert not pdb["spec"]["selector"]["matchLabels"].items() <= fwd_labels.items()
 
 
@@ -456,7 +460,9 @@ def test_client_network_policy_denies_all_ingress(all_docs):
     np = one(all_docs, "NetworkPolicy", "-clients")
     assert np["spec"]["ingress"] == []
     assert np["spec"]["podSelector"]["matchExpressions"] == [
-        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["forwarder", "replay"]}]
+        {"key": "app.kubernetes.io/component", "operator": "In",
+         "values": ["forwarder", "replay", "notify-securityhub", "notify-eventbridge",
+                    "notify-ocsf", "notify-webhook"]}]
     worker_np = one(all_docs, "NetworkPolicy", "-worker")
     assert np["spec"]["egress"] == worker_np["spec"]["egress"]
     assert worker_np["spec"]["ingress"][0]["from"] == [

@@ -57,6 +57,8 @@ app.kubernetes.io/part-of: exfilguard
 {{- define "exfilguard.configPath" -}}/etc/exfilguard/config.yaml{{- end -}}
 {{- define "exfilguard.tlsDir" -}}/etc/exfilguard/tls{{- end -}}
 {{- define "exfilguard.dataDir" -}}/var/lib/exfilguard{{- end -}}
+{{- define "exfilguard.geoipDir" -}}/etc/exfilguard/geoip{{- end -}}
+{{- define "exfilguard.webhookDir" -}}/etc/exfilguard/webhook{{- end -}}
 
 {{- define "exfilguard.ipRangesPath" -}}
 {{ include "exfilguard.dataDir" . }}/ip-ranges.json
@@ -75,6 +77,14 @@ app.kubernetes.io/part-of: exfilguard
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- /* MaxMind DB files mounted from geoip.volume become the geoip mapping, unless turned off. */ -}}
+{{- $g := .Values.geoip -}}
+{{- if and $g.volume (ne (toString .Values.config.geoip) "false") -}}
+{{- $dbs := dict -}}
+{{- if $g.countryFile -}}{{- $_ := set $dbs "country_db" (printf "%s/%s" (include "exfilguard.geoipDir" .) $g.countryFile) -}}{{- end -}}
+{{- if $g.asnFile -}}{{- $_ := set $dbs "asn_db" (printf "%s/%s" (include "exfilguard.geoipDir" .) $g.asnFile) -}}{{- end -}}
+{{- if $dbs -}}{{- $_ := set $out "geoip" $dbs -}}{{- end -}}
+{{- end -}}
 {{- if $out -}}
 {{- toYaml $out -}}
 {{- else -}}
@@ -92,7 +102,7 @@ app.kubernetes.io/part-of: exfilguard
 {{- if not $k.sasl.mechanism -}}
 {{- fail (printf "kafka.securityProtocol %s needs kafka.sasl.mechanism" $k.securityProtocol) -}}
 {{- end -}}
-{{- if not $k.sasl.existingSecret -}}
+{{- if and (ne $k.sasl.mechanism "OAUTHBEARER") (not $k.sasl.existingSecret) -}}
 {{- fail (printf "kafka.securityProtocol %s needs kafka.sasl.existingSecret (a Secret with keys %s and %s)" $k.securityProtocol $k.sasl.usernameKey $k.sasl.passwordKey) -}}
 {{- end -}}
 {{- end -}}
@@ -104,6 +114,18 @@ app.kubernetes.io/part-of: exfilguard
 {{- end -}}
 {{- if ne (empty $k.tls.certKey) (empty $k.tls.keyKey) -}}
 {{- fail "kafka.tls.certKey and kafka.tls.keyKey go together: set both for mutual TLS, or neither" -}}
+{{- end -}}
+{{- if and (eq $k.sasl.mechanism "OAUTHBEARER") (not $k.awsRegion) -}}
+{{- fail "kafka.sasl.mechanism OAUTHBEARER (MSK IAM) needs kafka.awsRegion, the cluster's region" -}}
+{{- end -}}
+{{- if and (eq $k.findingsEncoding "confluent") (not $k.schemaRegistry.url) -}}
+{{- fail "kafka.findingsEncoding confluent needs kafka.schemaRegistry.url" -}}
+{{- end -}}
+{{- if and .Values.notifiers.webhook.enabled (not .Values.notifiers.webhook.existingSecret) -}}
+{{- fail "notifiers.webhook.enabled needs notifiers.webhook.existingSecret (a Secret holding the URL under notifiers.webhook.urlKey)" -}}
+{{- end -}}
+{{- if and .Values.geoip.volume (not (or .Values.geoip.countryFile .Values.geoip.asnFile)) -}}
+{{- fail "geoip.volume needs geoip.countryFile or geoip.asnFile: nothing would be read" -}}
 {{- end -}}
 {{- if and .Values.forwarder.enabled (not .Values.forwarder.sources) (not .Values.forwarder.sqsQueueUrl) -}}
 {{- fail "forwarder.enabled needs forwarder.sources (e.g. s3://bucket/prefix) or forwarder.sqsQueueUrl" -}}
@@ -144,7 +166,12 @@ app.kubernetes.io/part-of: exfilguard
   value: {{ $k.bootstrapServers | quote }}
 - name: EXFILGUARD_SECURITY_PROTOCOL
   value: {{ $k.securityProtocol | quote }}
-{{- if hasPrefix "SASL" $k.securityProtocol }}
+{{- if and (hasPrefix "SASL" $k.securityProtocol) (eq $k.sasl.mechanism "OAUTHBEARER") }}
+- name: EXFILGUARD_SASL_MECHANISM
+  value: "OAUTHBEARER"
+- name: EXFILGUARD_AWS_REGION
+  value: {{ $k.awsRegion | quote }}
+{{- else if hasPrefix "SASL" $k.securityProtocol }}
 - name: EXFILGUARD_SASL_MECHANISM
   value: {{ $k.sasl.mechanism | quote }}
 - name: EXFILGUARD_SASL_USERNAME
@@ -168,6 +195,24 @@ app.kubernetes.io/part-of: exfilguard
   value: {{ printf "%s/%s" (include "exfilguard.tlsDir" $ctx) $k.tls.certKey | quote }}
 - name: EXFILGUARD_SSL_KEYFILE
   value: {{ printf "%s/%s" (include "exfilguard.tlsDir" $ctx) $k.tls.keyKey | quote }}
+{{- end }}
+{{- end }}
+- name: EXFILGUARD_FINDINGS_ENCODING
+  value: {{ $k.findingsEncoding | quote }}
+{{- if $k.schemaRegistry.url }}
+- name: EXFILGUARD_SCHEMA_REGISTRY_URL
+  value: {{ $k.schemaRegistry.url | quote }}
+{{- if $k.schemaRegistry.existingSecret }}
+- name: EXFILGUARD_SCHEMA_REGISTRY_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $k.schemaRegistry.existingSecret | quote }}
+      key: {{ $k.schemaRegistry.usernameKey | quote }}
+- name: EXFILGUARD_SCHEMA_REGISTRY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $k.schemaRegistry.existingSecret | quote }}
+      key: {{ $k.schemaRegistry.passwordKey | quote }}
 {{- end }}
 {{- end }}
 - name: EXFILGUARD_TOPIC_INPUT
@@ -212,6 +257,11 @@ app.kubernetes.io/part-of: exfilguard
   mountPath: {{ include "exfilguard.tlsDir" . }}
   readOnly: true
 {{- end }}
+{{- if .Values.geoip.volume }}
+- name: geoip
+  mountPath: {{ include "exfilguard.geoipDir" . }}
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "exfilguard.volumes" -}}
@@ -232,6 +282,10 @@ app.kubernetes.io/part-of: exfilguard
       - key: {{ $key | quote }}
         path: {{ $key | quote }}
       {{- end }}
+{{- end }}
+{{- with .Values.geoip.volume }}
+- name: geoip
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
 

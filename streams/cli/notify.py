@@ -1,0 +1,82 @@
+"""``exfilguard notify``: the findings topic (or a JSON Lines file) to where teams look.
+
+Each notifier is its own subcommand, registered by its own function below."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from streams.cli.common import add_config_option, add_kafka_options, loaded_config, note
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "notify", help="send findings to Slack, a webhook, ...",
+        description="Read the findings topic (a consumer group per notifier, committed after "
+                    "each delivery) or a JSON Lines file, and send the findings on.")
+    notifiers = parser.add_subparsers(dest="notifier", metavar="NOTIFIER")
+    register_webhook(notifiers)
+
+
+# -- webhook --------------------------------------------------------------------------------------
+
+def register_webhook(notifiers: argparse._SubParsersAction) -> None:
+    parser = notifiers.add_parser(
+        "webhook", help="post new findings and severity changes to Slack or any HTTP endpoint",
+        description="Post one message per new finding and per severity change (not per count "
+                    "update): Slack Block Kit when the URL is a Slack webhook, JSON otherwise. "
+                    "Retries with backoff; the URL is never printed.")
+    url = parser.add_mutually_exclusive_group(required=True)
+    url.add_argument("--url-env", metavar="VAR", help="environment variable holding the URL")
+    url.add_argument("--url-file", metavar="FILE", help="file holding the URL (a mounted Secret)")
+    add_config_option(parser)
+    add_kafka_options(parser)
+    parser.add_argument("--from-file", metavar="FILE.jsonl",
+                        help="send the findings of this file (as `detect` writes) instead of "
+                             "reading the topic")
+    parser.add_argument("--dead-letter", metavar="FILE",
+                        help="unreadable findings go here as JSON Lines (default: the topic "
+                             "<findings topic>-notify-dlq; a file with --from-file)")
+    parser.add_argument("--topic", help="findings topic (default: the config's)")
+    parser.add_argument("--group", help="consumer group (default: <app_id>-notify-webhook)")
+    parser.add_argument("--state", metavar="FILE",
+                        help="where the severity sent per finding is kept, so a redelivery or "
+                             "a restart sends nothing twice (default: in memory)")
+    parser.add_argument("--format", choices=("auto", "slack", "json"), default="auto",
+                        help="message shape (default auto: Slack for Slack's webhook hosts)")
+    parser.add_argument("--max-per-minute", type=float, default=30.0, metavar="N",
+                        help="at most N posts a minute (default 30)")
+    parser.add_argument("--attempts", type=int, default=6, metavar="N",
+                        help="tries per message before giving up, with backoff (default 6)")
+    parser.add_argument("--timeout", type=float, metavar="S",
+                        help="exit after S seconds without a new finding (default: run on)")
+    parser.set_defaults(run=run_webhook)
+
+
+def run_webhook(args: argparse.Namespace) -> int:
+    from streams.notify.consumer import (
+        DeadLetterFile,
+        DeadLetterTopic,
+        notify_from_file,
+        notify_from_topic,
+    )
+    from streams.notify.webhook import SentState, WebhookNotifier, read_url
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    notifier = WebhookNotifier(read_url(args.url_env, args.url_file),
+                               SentState.load(args.state), style=args.format,
+                               per_minute=args.max_per_minute, attempts=args.attempts)
+    if args.from_file:
+        dead = DeadLetterFile(args.dead_letter or args.from_file + ".dead-letters.jsonl")
+        tally = notify_from_file(args.from_file, notifier, dead)
+    else:
+        loaded = loaded_config(args)
+        topic = args.topic or loaded.kafka.topic_findings
+        dead = (DeadLetterFile(args.dead_letter) if args.dead_letter
+                else DeadLetterTopic(loaded.kafka, f"{topic}-notify-dlq"))
+        tally = notify_from_topic(loaded.kafka, topic,
+                                  args.group or f"{loaded.kafka.app_id}-notify-webhook",
+                                  notifier, dead, idle_timeout=args.timeout)
+    note("notify webhook", f"{tally.line()}; {notifier.close()}; {dead.close()}")
+    return 0
