@@ -31,7 +31,7 @@ from streams.kafka.batches import (
     is_network_only,
     records_of,
 )
-from streams.kafka.codec import FindingCodec, encode_finding, finding_codec
+from streams.kafka.codec import FindingCodec, finding_codec
 from streams.kafka.routing import copies_on, partitions_of, route_of_event
 from streams.kafka.settings import KafkaSettings
 
