@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import KafkaError
 
 from streams.cli.common import add_config_option, add_kafka_options, loaded_config, note
 from streams.errors import UserError
-from streams.kafka.admin import metadata
 from streams.kafka.codec import BadFinding, finding_codec
+from streams.kafka.findings_reader import findings_consumer
 from streams.offline.sinks import json_line
 
 
@@ -65,18 +64,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = loaded_config(args)
     settings = loaded.kafka
     topic = args.topic or settings.topic_findings
-    meta = metadata(settings)
-    if topic not in meta.topics or meta.topics[topic].error is not None:
-        raise UserError(f"topic {topic} does not exist yet: start a worker (or `exfilguard "
-                        "topics create`) first")
-    consumer = Consumer({
-        **settings.confluent(),
-        "group.id": args.group or f"exfilguard-findings-{uuid.uuid4()}",
-        "enable.auto.commit": bool(args.group),
-        "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-    })
+    consumer = findings_consumer(settings, topic, args.group, args.from_beginning)
     codec = finding_codec(settings, topic, writing=False)  # reads every encoding
-    consumer.subscribe([topic])
     # Every version of a finding shares its id: a summary shows each finding once.
     latest_only = args.latest_only or (args.summary and not args.all_versions)
     latest: dict[str, dict] = {}
