@@ -7,7 +7,7 @@ import struct
 import sys
 from pathlib import Path
 
-from test_pipeline import INVICTUS, consume_all, read_findings, write_config
+from test_pipeline import INVICTUS, as_detect_gives, consume_all, read_findings, write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from registry_standin import RegistryStandIn  # noqa: E402
@@ -23,8 +23,7 @@ def run_worker_over_invictus(d, tmp_path) -> tuple[list[bytes], list[dict]]:
     findings = read_findings(d, len(expected))
     raw = consume_all(d.env["EXFILGUARD_BOOTSTRAP_SERVERS"], d.env["EXFILGUARD_TOPIC_FINDINGS"])
     assert d.stop_worker(worker) == 0
-    assert sorted(json.dumps(f, sort_keys=True, separators=(",", ":")).encode()
-                  for f in findings) == sorted(expected)
+    assert sorted(as_detect_gives(f) for f in findings) == sorted(expected)
     return [m.value() for m in raw], findings
 
 

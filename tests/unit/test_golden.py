@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,9 @@ for folder in sorted((ROOT / "tests" / "scenarios").iterdir()):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_detect_output_is_unchanged(name):
+    if importlib.util.find_spec("plevin") is not None:
+        pytest.skip("the opt-in plevin extra is installed: its country and ASN fill fields the "
+                    "golden output (made without it, as `make install` does) leaves null")
     golden = GOLDEN / f"{name}.jsonl"
     assert golden.exists(), f"no golden output for {name}: generate it (tests/golden/README.md)"
     run = subprocess.run([EXFILGUARD, "detect", *CASES[name]], cwd=ROOT, capture_output=True,
