@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from kafka_broker import free_port, start_broker, stop_broker  # noqa: E402
 
 EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
-from streams.kafka.batches import Message, records_of  # noqa: E402
+from streams.kafka.batches import Message, is_batch, is_network_only, records_of  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -39,6 +39,30 @@ def log(message: str) -> None:
 def records_in(message: Message) -> int:
     """Records a message carries: a batch's lines, else one."""
     return sum(1 for _ in records_of(message.value, message.headers))
+
+
+def records_once(messages: list[Message], partitions: int) -> int:
+    """What the workers' ``exfilguard_records_total`` reaches for these messages: a record sent
+    to several partitions (address changes, lifecycle events) counts once, as the worker counts."""
+    from streams.core.records import MalformedRecord, decode_record
+    from streams.kafka.routing import counted_here, route_of_event
+
+    total = 0
+    for message in messages:
+        batched, network_only = is_batch(message.headers), is_network_only(message.headers)
+        for _, raw in records_of(message.value, message.headers):
+            try:
+                parsed, record = decode_record(raw)
+            except MalformedRecord:
+                total += 1
+                continue
+            if parsed is None:
+                total += 1
+                continue
+            route = route_of_event(parsed, record)
+            total += counted_here(route, message.partition or 0, partitions, batched,
+                                  message.key, network_only)
+    return total
 
 
 class Broker:

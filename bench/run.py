@@ -206,7 +206,7 @@ def drain(deployment: harness.Deployment, workers: list[harness.Worker],
     topic = deployment.settings.topic_input
     before = [w.metrics() for w in workers]
     base = sum(m.get("exfilguard_records_total", 0) for m in before)
-    n = sum(map(harness.records_in, messages))
+    n = harness.records_once(messages, deployment.partitions)
     spy = None
     with harness.Sampler(workers) as sampler:
         start = time.monotonic()

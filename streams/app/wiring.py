@@ -32,7 +32,7 @@ from streams.kafka.batches import (
     records_of,
 )
 from streams.kafka.codec import FindingCodec, finding_codec
-from streams.kafka.routing import copies_on, partitions_of, route_of_event
+from streams.kafka.routing import copies_on, counted_here, route_of_event
 from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
@@ -223,7 +223,7 @@ def create_app(loaded: Config) -> faust.App:
             return
         partition = event.message.partition
         route = route_of_event(parsed, record)
-        if _counted_here(route, partition, partitions, batched, event.key,
+        if counted_here(route, partition, partitions, batched, event.key,
                          is_network_only(event.headers)):
             metrics.inc("exfilguard_records_total")
             metrics.inc("exfilguard_records_relevant_total")
@@ -387,20 +387,6 @@ def create_app(loaded: Config) -> faust.App:
 
     app.exfilguard = {"detector": detector, "state": state}  # for tests and introspection
     return app
-
-
-def _counted_here(route: Any, partition: int, partitions: int, batched: bool,
-                  key: bytes | None, network_only: bool) -> bool:
-    """Whether this copy of a record is the one that counts: a record sent to several
-    partitions (address changes to all, lifecycle events to each instance's) counts once."""
-    if batched:
-        targets = partitions_of(route, partitions)
-        return not targets or partition == min(targets)
-    if network_only:
-        return False
-    if route.broadcast:
-        return partition == 0
-    return key == route.keys[0]
 
 
 def _lag_gauge(app: faust.App, topic: str) -> metrics.Gauge:

@@ -97,3 +97,17 @@ def copies_on(route: Route, partition: int, partitions: int) -> list[tuple[bytes
     if route.network_broadcast:
         copies.append((route.keys[0], True))
     return copies
+
+
+def counted_here(route: Any, partition: int, partitions: int, batched: bool,
+                  key: bytes | None, network_only: bool) -> bool:
+    """Whether this copy of a record is the one that counts: a record sent to several
+    partitions (address changes to all, lifecycle events to each instance's) counts once."""
+    if batched:
+        targets = partitions_of(route, partitions)
+        return not targets or partition == min(targets)
+    if network_only:
+        return False
+    if route.broadcast:
+        return partition == 0
+    return key == route.keys[0]
