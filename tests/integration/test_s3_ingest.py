@@ -264,3 +264,59 @@ def test_sqs_shared_queue_forwards_each_object_and_dead_letters_poison(
     poison = dead_letters(broker, d.env["EXFILGUARD_TOPIC_DLQ"])
     assert [key for key, _ in poison] == [f"s3://{bucket}/{poison_key}".encode()]
     assert poison[0][1]["exfilguard-reason"].startswith(b"poison object: no CloudTrail record")
+
+
+def test_sqs_forwarder_killed_mid_way_loses_no_object(broker, deployment, aws_env, tmp_path):
+    """At-least-once on the queue: a forwarder killed with SIGKILL while it holds messages leaves
+    them to come back after the visibility timeout; a second forwarder forwards every object."""
+    d = deployment(partitions=2)
+    assert d.exfilguard("topics", "create").returncode == 0
+    topic = d.env["EXFILGUARD_TOPIC_INPUT"]
+    s3, sqs = aws(aws_env, "s3"), aws(aws_env, "sqs")
+    bucket = f"trail-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    queue_url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}",
+                                 Attributes={"VisibilityTimeout": "3"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
+    expected = []
+    for day in ("2024/03/01", "2024/03/02", "2024/03/03"):
+        expected += put_objects(s3, bucket, "us-east-1", day, 15, "k")
+    args = ("--sqs-queue-url", queue_url, "--poll-seconds", "1")
+    log_path = tmp_path / "forward.log"
+    with open(log_path, "ab") as log:
+        first = start_forward(d, aws_env, log, *args)
+        try:
+            deadline = time.monotonic() + 120
+            while "records forwarded" not in log_path.read_text():
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.02)
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        at_kill = topic_event_ids(broker, topic)
+        assert 0 < len(at_kill) < len(expected), "the kill did not land mid-way"
+        second = start_forward(d, aws_env, log, *args)
+        try:
+            wait_for(lambda: set(topic_event_ids(broker, topic)) >= set(expected), 180,
+                     "every object after the kill")
+
+            def drained() -> bool:
+                attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+                return all(v == "0" for v in attributes["Attributes"].values())
+
+            wait_for(drained, 60, "the queue to be empty: every message deleted")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(60) == 0, log_path.read_text()[-3000:]
+    seen = topic_event_ids(broker, topic)
+    assert set(seen) == set(expected), log_path.read_text()[-3000:]
+    # A record forwarded twice is one whose message the kill left undeleted: only those before
+    # the kill can appear twice, and the detector counts a repeated eventID once.
+    twice = {event_id for event_id, n in seen.items() if n > 1}
+    assert twice <= set(at_kill)
