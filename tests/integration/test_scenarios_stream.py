@@ -42,7 +42,7 @@ def test_scenarios_in_the_stream_match_detect_byte_for_byte(deployment, tmp_path
     config = tmp_path / "config.yaml"
     config.write_text("finding_update_interval_seconds: 0\n")
     d = deployment(partitions=3)
-    d.start_worker(config=str(config))
+    worker = d.start_worker(config=str(config))
     forwarded = d.exfilguard("forward", "--config", str(config), "--batch-records",
                              batch_records, str(records))
     assert forwarded.returncode == 0, forwarded.stderr.decode()
@@ -58,4 +58,4 @@ def test_scenarios_in_the_stream_match_detect_byte_for_byte(deployment, tmp_path
         deadline_tries -= 1
         streamed = sorted(as_detect_gives(f)
                           for f in read_findings(d, len(expected), timeout=10))
-    assert streamed == expected
+    assert streamed == expected, f"worker log:\n{worker.log_path.read_text()[-4000:]}"
