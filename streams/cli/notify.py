@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     notifiers = parser.add_subparsers(dest="notifier", metavar="NOTIFIER")
     register_webhook(notifiers)
     register_securityhub(notifiers)
+    register_eventbridge(notifiers)
 
 
 def add_loop_options(parser: argparse.ArgumentParser, name: str) -> None:
@@ -165,3 +166,40 @@ def run_securityhub(args: argparse.Namespace) -> int:
     client = aws_client("securityhub", args.region)
     dead = dead_letters(args)
     return run_loop(args, SecurityHubNotifier(client, dead, attempts=args.attempts), dead)
+
+
+# -- EventBridge ----------------------------------------------------------------------------------
+
+def register_eventbridge(notifiers: argparse._SubParsersAction) -> None:
+    parser = notifiers.add_parser(
+        "eventbridge", help="put findings on an EventBridge bus as GuardDuty events",
+        description="Put each new or changed finding on an EventBridge bus with PutEvents (10 a "
+                    "call): detail-type 'GuardDuty Finding', detail the finding in GuardDuty's "
+                    "shape, source 'exfilguard'. Refused entries are retried, then "
+                    "dead-lettered with EventBridge's reason.")
+    add_loop_options(parser, "eventbridge")
+    parser.add_argument("--region", help="the bus's region (default: AWS_REGION)")
+    parser.add_argument("--bus", default="default", help="event bus name or ARN (default: "
+                                                         "default)")
+    parser.add_argument("--source", default="exfilguard",
+                        help="the events' source (default exfilguard; aws.* is AWS's own)")
+    parser.add_argument("--state", metavar="FILE",
+                        help="the version put per finding is kept here, so a redelivery or a "
+                             "restart puts nothing twice (default: in memory)")
+    parser.add_argument("--attempts", type=int, default=3, metavar="N",
+                        help="puts of a refused event before it is dead-lettered (default 3)")
+    parser.set_defaults(run=run_eventbridge)
+
+
+def run_eventbridge(args: argparse.Namespace) -> int:
+    from streams.notify.eventbridge import EventBridgeNotifier, PutState
+
+    if args.source.startswith("aws."):
+        raise UserError(f"--source {args.source}: sources starting with aws. are AWS's own and "
+                        "PutEvents refuses them; keep exfilguard and add it to the rule")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    state = PutState.load(args.state)
+    client = aws_client("events", args.region)
+    dead = dead_letters(args)
+    return run_loop(args, EventBridgeNotifier(client, dead, bus=args.bus, source=args.source,
+                                              state=state, attempts=args.attempts), dead)
