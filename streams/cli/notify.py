@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_webhook(notifiers)
     register_securityhub(notifiers)
     register_eventbridge(notifiers)
+    register_ocsf(notifiers)
 
 
 def add_loop_options(parser: argparse.ArgumentParser, name: str) -> None:
@@ -203,3 +204,36 @@ def run_eventbridge(args: argparse.Namespace) -> int:
     dead = dead_letters(args)
     return run_loop(args, EventBridgeNotifier(client, dead, bus=args.bus, source=args.source,
                                               state=state, attempts=args.attempts), dead)
+
+
+# -- OCSF -----------------------------------------------------------------------------------------
+
+def register_ocsf(notifiers: argparse._SubParsersAction) -> None:
+    parser = notifiers.add_parser(
+        "ocsf", help="write findings as OCSF Detection Findings to a topic or a file",
+        description="Convert every finding version to an OCSF 1.8.0 Detection Finding (class "
+                    "2004) and write it to a topic (JSON, keyed by finding id; default "
+                    "<findings topic>-ocsf, created compacted) or append it to a JSON Lines "
+                    "file.")
+    add_loop_options(parser, "ocsf")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--output", metavar="FILE", help="append to this JSON Lines file")
+    out.add_argument("--output-topic", metavar="T", help="produce to this topic (default "
+                                                         "<findings topic>-ocsf)")
+    parser.set_defaults(run=run_ocsf)
+
+
+def run_ocsf(args: argparse.Namespace) -> int:
+    from streams.notify.ocsf_sink import OcsfFile, OcsfNotifier, OcsfTopic
+
+    if args.output:
+        out = OcsfFile(args.output)
+    else:
+        loaded = loaded_config(args)
+        topic = args.output_topic or f"{args.topic or loaded.kafka.topic_findings}-ocsf"
+        if topic in (args.topic, loaded.kafka.topic_findings, loaded.kafka.topic_input):
+            raise UserError(f"--output-topic {topic} is a topic exfilguard reads: give the "
+                            "OCSF findings a topic of their own")
+        out = OcsfTopic(loaded.kafka, topic)
+    dead = dead_letters(args)
+    return run_loop(args, OcsfNotifier(out, dead), dead)
