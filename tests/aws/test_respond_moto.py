@@ -116,3 +116,11 @@ def test_from_the_topic_each_finding_once_failures_dead_lettered(aws_env, role):
     [(dead_id, reason)] = dead
     assert dead_id == ghost["id"] and reason.startswith("respond: iam PutRolePolicy: NoSuchEntity")
     assert policy_of(iam) is not None
+
+
+def test_an_archived_finding_is_skipped(aws_env, role):
+    finding = ipv4()
+    finding["service"]["archived"] = True
+    response = Responder(lambda _account: role, [ROLE], apply=True).respond(finding)
+    assert (response.outcome, response.applied) == ("skipped", False)
+    assert policy_of(role) is None

@@ -121,3 +121,11 @@ def test_notify_ocsf_appends_to_a_file(tmp_path, detection_finding):
         [json.loads(line)["id"] for line in source.read_text().splitlines()]
     assert all(problems(detection_finding, e) == [] for e in events)
     assert events[1]["evidences"][0]["src_endpoint"]["ip"].startswith("2a00:")
+
+
+def test_an_archived_finding_is_suppressed_in_both_formats():
+    finding = json.loads((GOLDEN / "scenario-suppression-rule.jsonl").read_text()
+                         .splitlines()[0])
+    assert finding["service"]["archived"]
+    assert to_asff(finding)["Workflow"] == {"Status": "SUPPRESSED"}
+    assert (to_ocsf(finding)["status_id"], to_ocsf(finding)["status"]) == (3, "Suppressed")
