@@ -123,3 +123,11 @@ def test_a_refused_call_is_one_line_and_exit_1(aws_env, tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "exfilguard notify: error: securityhub BatchImportFindings:" in result.stderr
+
+
+def test_no_region_is_one_line(aws_env, tmp_path):
+    path = write_jsonl(tmp_path / "findings.jsonl", [own(ipv4())])
+    env = {k: v for k, v in aws_env.items() if k != "AWS_DEFAULT_REGION"}
+    result = run(env, "notify", "securityhub", "--from-file", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "securityhub: no AWS region; give --region or set AWS_REGION" in result.stderr

@@ -129,3 +129,9 @@ def test_an_archived_finding_is_suppressed_in_both_formats():
     assert finding["service"]["archived"]
     assert to_asff(finding)["Workflow"] == {"Status": "SUPPRESSED"}
     assert (to_ocsf(finding)["status_id"], to_ocsf(finding)["status"]) == (3, "Suppressed")
+
+
+def test_summary_and_a_format_are_one_line_apart():
+    result = run("findings", "--summary", "--format", "ocsf")
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
+    assert b"--summary prints readable lines, --format ocsf JSON: give one" in result.stderr
