@@ -84,12 +84,6 @@ def iam_for_accounts(assume_role: str | None):
     return iam_for
 
 
-def credentials_check():
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
 def emitter(path: str | None):
     def emit(finding: dict) -> None:
         line = json_line(finding)
@@ -139,10 +133,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.apply and not args.allow_role:
         raise UserError("--apply needs --allow-role ROLE (the roles the responder may touch)")
-    errors = credentials_check()
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         iam_for = iam_for_accounts(args.assume_role) if args.apply else (lambda _a: None)
-    except errors as exc:
+    except (BotoCoreError, ClientError) as exc:
         raise UserError(f"AWS credentials: {exc}; set them (or AWS_PROFILE) for the account "
                         "of the findings") from None
     responder = Responder(iam_for, args.allow_role, apply=args.apply)

@@ -124,3 +124,12 @@ def test_an_archived_finding_is_skipped(aws_env, role):
     response = Responder(lambda _account: role, [ROLE], apply=True).respond(finding)
     assert (response.outcome, response.applied) == ("skipped", False)
     assert policy_of(role) is None
+
+
+def test_unreachable_aws_is_one_line(aws_env, finding_file):
+    finding, path = finding_file
+    env = {**aws_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # nothing listens there
+    result = run(env, "respond", finding["id"], "--from-file", str(path), "--allow-role", ROLE,
+                 "--apply")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "exfilguard respond: error: AWS credentials:" in result.stderr
