@@ -8,7 +8,7 @@ from typing import Any
 SCHEMA_VERSION = "2018-10-08"
 GENERATOR_ID = "exfilguard"
 # Security Hub's type taxonomy is namespace/category/classifier; a stolen instance key used
-# elsewhere is credential access (as GuardDuty files its own InstanceCredentialExfiltration).
+# elsewhere is ATT&CK's credential access (T1552.005, the cloud instance metadata API).
 TYPE_PREFIX = "TTPs/Credential Access/"
 SEVERITY_LABELS = {8: "HIGH", 5: "MEDIUM", 2: "LOW"}
 # ASFF's documented limits on these strings; a longer one is refused as InvalidInput.
