@@ -166,7 +166,21 @@ def run_securityhub(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = aws_client("securityhub", args.region)
     dead = dead_letters(args)
-    return run_loop(args, SecurityHubNotifier(client, dead, attempts=args.attempts), dead)
+    notifier = SecurityHubNotifier(client, dead, attempts=args.attempts,
+                                   own_account=caller_account())
+    return run_loop(args, notifier, dead)
+
+
+def caller_account() -> str:
+    """The account of the credentials in use (STS GetCallerIdentity), or one line why not."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return boto3.client("sts").get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"AWS credentials: {exc}; set them (IRSA, AWS_PROFILE, ...) for the "
+                        "account whose Security Hub takes the findings") from None
 
 
 # -- EventBridge ----------------------------------------------------------------------------------

@@ -73,16 +73,14 @@ def event_entry(finding: dict[str, Any], bus: str, source: str = DEFAULT_SOURCE
     """A PutEvents entry; EventBridge wraps it as GuardDuty's event (version, id, account, time,
     region, resources, detail)."""
     partition = finding.get("partition") or "aws"
-    key = finding["resource"]["accessKeyDetails"]["accessKeyId"]
     instance = finding["resource"]["instanceDetails"]["instanceId"]
     return {
         "Source": source,
         "DetailType": DETAIL_TYPE,
         "Detail": json.dumps(finding, separators=(",", ":")),
+        # An access key has no ARN; the instance is the resource a rule may match on.
         "Resources": [
-            f"arn:{partition}:ec2:{finding['region']}:{finding['accountId']}:instance/{instance}",
-            f"arn:{partition}:iam::{finding['accountId']}:access-key/{key}",
-        ],
+            f"arn:{partition}:ec2:{finding['region']}:{finding['accountId']}:instance/{instance}"],
         "EventBusName": bus,
     }
 

@@ -31,10 +31,11 @@ class SecurityHubNotifier:
     name = "securityhub"
 
     def __init__(self, client: Any, dead: consumer.DeadLetters, region: str | None = None,
-                 attempts: int = DEFAULT_ATTEMPTS,
+                 attempts: int = DEFAULT_ATTEMPTS, own_account: str | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.dead = dead
+        self.own_account = own_account
         self.region = region or client.meta.region_name
         self.attempts = max(1, attempts)
         self._sleep = sleep
@@ -43,6 +44,13 @@ class SecurityHubNotifier:
     def deliver(self, findings: list[dict[str, Any]]) -> None:
         mapped: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for finding in findings:
+            if self.own_account and finding.get("accountId") != self.own_account:
+                # The default product takes only the caller's own findings: sending it would
+                # only be refused, and a refused call would hold the whole batch.
+                self._dead(finding, f"securityhub: a finding of account {finding.get('accountId')}"
+                                    f"; this notifier imports account {self.own_account}'s (run "
+                                    "one per account, with its credentials)")
+                continue
             try:
                 mapped.append((finding, to_asff(finding, self.region)))
             except (KeyError, TypeError, AttributeError) as exc:

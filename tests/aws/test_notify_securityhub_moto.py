@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
 from botocore.stub import Stubber
 from findings_samples import copies, inside_aws, ipv4, ipv6, write_jsonl
 from moto_world import MANAGEMENT, client, run
 
 from streams.notify.asff import product_arn, to_asff
 from streams.notify.consumer import DeadLetterFile
-from streams.notify.securityhub import SecurityHubNotifier
+from streams.notify.securityhub import DeliveryFailed, SecurityHubNotifier
 
 
 def own(finding: dict) -> dict:
@@ -116,13 +117,40 @@ def test_refused_findings_are_retried_then_dead_lettered(tmp_path):
     assert notifier.imported == 1
 
 
-def test_a_refused_call_is_one_line_and_exit_1(aws_env, tmp_path):
+def test_a_refused_call_stops_with_one_line(tmp_path):
+    hub = boto3.client("securityhub", region_name="us-east-1", aws_access_key_id="x",
+                       aws_secret_access_key="x")
+    notifier = SecurityHubNotifier(hub, DeadLetterFile(str(tmp_path / "dead.jsonl")))
+    with Stubber(hub) as stub:
+        stub.add_client_error("batch_import_findings", "InvalidAccessException",
+                              "Account is not subscribed to AWS Security Hub")
+        with pytest.raises(DeliveryFailed, match="InvalidAccessException: Account is not "
+                                                 "subscribed") as raised:
+            notifier.deliver([own(ipv4())])
+    assert raised.value.exit_code == 1  # the loop commits nothing, the command exits 1
+
+
+def test_unreachable_aws_is_one_line(aws_env, tmp_path):
     path = write_jsonl(tmp_path / "findings.jsonl", [own(ipv4())])
     env = {**aws_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # nothing listens there
     result = run(env, "notify", "securityhub", "--from-file", str(path))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "exfilguard notify: error: securityhub BatchImportFindings:" in result.stderr
+    assert "exfilguard notify: error: AWS credentials:" in result.stderr
+
+
+def test_a_finding_of_another_account_is_dead_lettered_unsent(aws_env, tmp_path):
+    mine, theirs = own(ipv4()), ipv6()  # ipv6()'s account is 111122223333, not moto's
+    path = write_jsonl(tmp_path / "findings.jsonl", [mine, theirs])
+    result = run(aws_env, "notify", "securityhub", "--from-file", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "1 imported to Security Hub in 1 calls" in result.stderr
+    [letter] = [json.loads(line) for line in
+                (tmp_path / "findings.jsonl.dead-letters.jsonl").read_text().splitlines()]
+    assert letter["finding"]["id"] == theirs["id"]
+    assert letter["reason"].startswith("securityhub: a finding of account 111122223333; this "
+                                       f"notifier imports account {MANAGEMENT}'s")
+    assert "111122223333" not in {f["AwsAccountId"] for f in hub_findings(aws_env).values()}
 
 
 def test_no_region_is_one_line(aws_env, tmp_path):
