@@ -39,9 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--from-file", metavar="FILE.jsonl",
                         help="look FINDING_ID up in this file (as detect writes) instead of "
                              "the topic")
-    parser.add_argument("--output", "-o", metavar="FILE",
-                        help="append the findings with their response notes here (default "
-                             "stdout)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--output", "-o", metavar="FILE",
+                     help="append the findings with their response notes here (default stdout)")
+    out.add_argument("--output-topic", metavar="T",
+                     help="produce the findings with their response notes to this topic (JSON, "
+                          "keyed by finding id; created compacted), e.g. findings-responses")
     parser.add_argument("--topic", help="findings topic (default: the config's)")
     parser.add_argument("--group", help="with --from-topic: consumer group (default "
                                         "<app_id>-notify-respond)")
@@ -84,7 +87,20 @@ def iam_for_accounts(assume_role: str | None):
     return iam_for
 
 
-def emitter(path: str | None):
+def emitter(args: argparse.Namespace):
+    """Where the noted findings go: a topic, a file, or stdout."""
+    path = args.output
+    if args.output_topic:
+        from streams.notify.ocsf_sink import JsonTopic
+
+        loaded = loaded_config(args)
+        if args.output_topic in (args.topic, loaded.kafka.topic_findings,
+                                 loaded.kafka.topic_input):
+            raise UserError(f"--output-topic {args.output_topic} is a topic exfilguard reads "
+                            "or the worker writes: give the responses a topic of their own")
+        topic = JsonTopic(loaded.kafka, args.output_topic)
+        return lambda finding: topic.write([(finding["id"].encode(), json_line(finding))])
+
     def emit(finding: dict) -> None:
         line = json_line(finding)
         if path is None:
@@ -141,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"AWS credentials: {exc}; set them (or AWS_PROFILE) for the account "
                         "of the findings") from None
     responder = Responder(iam_for, args.allow_role, apply=args.apply)
-    emit = emitter(args.output)
+    emit = emitter(args)
     if args.from_topic:
         from streams.cli.notify import dead_letters, run_loop
 

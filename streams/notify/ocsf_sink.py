@@ -34,7 +34,9 @@ class OcsfFile:
         return self.path
 
 
-class OcsfTopic:
+class JsonTopic:
+    """JSON values keyed by finding id to a topic (created compacted if missing)."""
+
     def __init__(self, settings: KafkaSettings, topic: str) -> None:
         from confluent_kafka import Producer
 
@@ -54,12 +56,15 @@ class OcsfTopic:
             self.producer.produce(self.topic, key=key, value=value, on_delivery=on_delivery)
         # The batch is delivered only once every message is on the topic: then it commits.
         if self.producer.flush(60) or failures:
-            raise DeliveryFailed(f"OCSF topic {self.topic}: "
+            raise DeliveryFailed(f"topic {self.topic}: "
                                  f"{failures[0] if failures else 'delivery timed out'}; nothing "
                                  "committed, so a restart sends the batch again", exit_code=1)
 
     def __str__(self) -> str:
         return f"topic {self.topic}"
+
+
+OcsfTopic = JsonTopic
 
 
 class OcsfNotifier:

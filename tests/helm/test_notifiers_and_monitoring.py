@@ -72,6 +72,7 @@ def test_every_notifiers_rendered_args_parse_with_the_program(all_docs):
     assert parsed["ocsf"].output_topic == "findings-ocsf"
     respond = parsed["respond"]
     assert respond.from_topic and respond.apply and respond.allow_role == ["web-*", "batch-role"]
+    assert respond.output_topic == "findings-responses"
 
 
 def test_respond_apply_needs_an_allow_list():
@@ -268,6 +269,8 @@ def test_notes_list_every_topic_and_group_for_acls(tmp_path):
                                   and "exfilguard-<table>-changelog" in notes), topic
     assert "group exfilguard" in notes and "exfilguard-notify-<name>" in notes
     assert "Notifier: Deployment exfilguard-notify-webhook" in notes
+    assert "Notifier: Deployment exfilguard-notify-respond" in notes
+    assert "findings-ocsf" in notes and "Write and Create on findings-responses" in notes
     assert "IdempotentWrite" in notes
 
 

@@ -1,5 +1,6 @@
 """``exfilguard respond`` reading the real broker and acting on moto's IAM: an id looked up on
-the findings topic (dry run), then --from-topic --apply revokes the role's sessions once."""
+the findings topic (dry run), then --from-topic --apply revokes the role's sessions once and
+writes the noted finding to a responses topic."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 
 import boto3
+from test_notify_ocsf_topic import read_all
 
 from streams.kafka.settings import load_kafka_settings
 from streams.kafka.sink import produce_findings
@@ -30,10 +32,16 @@ def test_respond_from_the_findings_topic(deployment, moto_env):
     assert json.loads(looked_up.stdout)["service"]["additionalInfo"]["response"]["outcome"] \
         == "dry-run"
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []
+    responses = f"{settings.topic_findings}-responses"
     applied = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", ROLE,
-                           "--timeout", "8", **moto_env)
+                           "--timeout", "8", "--output-topic", responses, **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
+    [(key, noted)] = read_all(settings.bootstrap_servers, responses)
+    assert key == finding["id"].encode()
+    note = noted["service"]["additionalInfo"]["response"]
+    assert (note["outcome"], note["role"], note["policyName"]) == \
+        ("applied", ROLE, "AWSRevokeOlderSessions")
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == ["AWSRevokeOlderSessions"]
     again = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", ROLE,
                          "--timeout", "5", **moto_env)
