@@ -21,6 +21,21 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
                              "else the config, else 127.0.0.1:9092)")
 
 
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("guardduty", "asff", "ocsf"), default="guardduty",
+                        help="shape of each finding: guardduty (default, as produced), asff "
+                             "(Security Hub) or ocsf (OCSF 1.8.0 Detection Finding, class 2004)")
+
+
+def formatted_sink(sink, shape: str):
+    """``sink`` as it is for guardduty, else each finding converted before it is written."""
+    if shape == "guardduty":
+        return sink
+    from streams.notify.formats import FormattedSink
+
+    return FormattedSink(sink, shape)
+
+
 def loaded_config(args: argparse.Namespace) -> Config:
     loaded = load_config(getattr(args, "config", None))
     servers = getattr(args, "bootstrap_servers", None)

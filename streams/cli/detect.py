@@ -7,6 +7,8 @@ import argparse
 from streams.aws.ipranges import load_aws_ranges
 from streams.cli.common import (
     add_config_option,
+    add_format_option,
+    formatted_sink,
     loaded_config,
     note,
     s3_reader,
@@ -26,11 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "event-time order and write the final findings as JSON Lines.")
     add_config_option(parser)
     parser.add_argument("--output", "-o", metavar="FILE", help="write findings here, not stdout")
+    add_format_option(parser)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or s3:// "
                         "prefixes")
     parser.set_defaults(run=run)
-
-
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{' '.join(args.paths)}: no CloudTrail records in it ({stats.records} "
                         f"lines or objects read, none a JSON record{first}); give CloudTrail "
                         "files (S3 delivery, JSON Lines, EventBridge)")
-    deliver(findings, JsonLinesSink(args.output or "-"))
+    deliver(findings, formatted_sink(JsonLinesSink(args.output or "-"), args.format))
     note("detect", f"{stats.records} records, {stats.relevant} relevant, {stats.bad} bad, "
          f"{len(findings)} findings")
     for line in stats.first_bad:

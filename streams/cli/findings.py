@@ -8,7 +8,13 @@ import time
 
 from confluent_kafka import KafkaError
 
-from streams.cli.common import add_config_option, add_kafka_options, loaded_config, note
+from streams.cli.common import (
+    add_config_option,
+    add_format_option,
+    add_kafka_options,
+    loaded_config,
+    note,
+)
 from streams.errors import UserError
 from streams.kafka.codec import BadFinding, finding_codec
 from streams.kafka.findings_reader import findings_consumer
@@ -35,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all-versions", action="store_true",
                         help="with --summary: a line for every version as it arrives")
     parser.add_argument("--group", help="consumer group (default: a new one, commits nothing)")
+    add_format_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -56,11 +63,19 @@ def summary(finding: dict) -> str:
             f"account {finding['accountId']} id {finding['id']}")
 
 
-def render_line(finding: dict, as_summary: bool) -> bytes:
-    return (summary(finding) + "\n").encode() if as_summary else json_line(finding)
+def render_line(finding: dict, as_summary: bool, shape: str = "guardduty") -> bytes:
+    if as_summary:
+        return (summary(finding) + "\n").encode()
+    if shape == "guardduty":
+        return json_line(finding)
+    from streams.notify.formats import formatted
+
+    return json_line(formatted(finding, shape))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.summary and args.format != "guardduty":
+        raise UserError(f"--summary prints readable lines, --format {args.format} JSON: give one")
     loaded = loaded_config(args)
     settings = loaded.kafka
     topic = args.topic or settings.topic_findings
@@ -92,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
             if latest_only:
                 latest[finding["id"]] = finding
             else:
-                out.write(render_line(finding, args.summary))
+                out.write(render_line(finding, args.summary, args.format))
                 out.flush()
                 printed += 1
     finally:
         consumer.close()
     for finding_id in sorted(latest, key=lambda i: (latest[i]["createdAt"], i)):
-        out.write(render_line(latest[finding_id], args.summary))
+        out.write(render_line(latest[finding_id], args.summary, args.format))
         printed += 1
     out.flush()
     note("findings", f"{printed} findings printed" + (f", {bad} unreadable" if bad else ""))

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ip_ranges",
     "dlq",
     "notify",
+    "respond",
 )
 
 

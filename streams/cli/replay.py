@@ -10,7 +10,9 @@ from typing import Any
 from streams.aws.ipranges import load_aws_ranges
 from streams.cli.common import (
     add_config_option,
+    add_format_option,
     add_kafka_options,
+    formatted_sink,
     loaded_config,
     note,
     s3_reader,
@@ -45,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--output-topic", metavar="T2",
                      help="produce findings to this topic as Avro, keyed by finding id "
                           "(created, compacted, if missing)")
+    add_format_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -127,11 +130,14 @@ def run(args: argparse.Namespace) -> int:
     time_range(args)  # a malformed time fails before anything is read
     if args.output_topic:
         check_output_topic(args, loaded)
+        if args.format != "guardduty":
+            raise UserError(f"--format {args.format} is for --output: a findings topic holds "
+                            "the findings' own shape (the notifiers convert it)")
     aws = load_aws_ranges(loaded.detection)
     events, stats = read_source(args, loaded, "replay")
     result = run_detection(events, loaded.detection, aws, enricher_for(loaded))
     sink: Sink = (TopicSink(loaded.kafka, args.output_topic) if args.output_topic
-                  else JsonLinesSink(args.output))
+                  else formatted_sink(JsonLinesSink(args.output), args.format))
     where = deliver(result.findings, sink)
     note("replay", f"{stats.records} records, {stats.relevant} relevant, {stats.bad} bad, "
                    f"{len(result.findings)} findings, {where}")

@@ -1,8 +1,9 @@
-"""Downstream consumers of the findings topic (issue 15): Security Hub, EventBridge, OCSF, webhook.
+"""Downstream consumers of the findings topic (issue 15): Security Hub, EventBridge, OCSF, webhook,
+the responder; and the ASFF and OCSF shapes ``--format`` prints.
 
 One loop, ``consumer.py``, reads the findings topic (or a JSON Lines file) and hands batches to a
-``Notifier``; it may import core, kafka and errors, never cli or app. boto3 clients are built at
-the edge (cli) and handed in.
+``Notifier``; notify may import core, config, sources, kafka, aws, offline and errors, never
+cli or app (tools/check_layers.py). boto3 clients are built at the edge (cli) and handed in.
 
 The interface every notifier implements (``consumer.Notifier``)::
 

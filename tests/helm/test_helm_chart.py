@@ -462,7 +462,7 @@ def test_client_network_policy_denies_all_ingress(all_docs):
     assert np["spec"]["podSelector"]["matchExpressions"] == [
         {"key": "app.kubernetes.io/component", "operator": "In",
          "values": ["forwarder", "replay", "notify-securityhub", "notify-eventbridge",
-                    "notify-ocsf", "notify-webhook"]}]
+                    "notify-ocsf", "notify-webhook", "notify-respond"]}]
     worker_np = one(all_docs, "NetworkPolicy", "-worker")
     assert np["spec"]["egress"] == worker_np["spec"]["egress"]
     assert worker_np["spec"]["ingress"][0]["from"] == [

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from helmchart import ALL_ENABLED, CHART, RenderError, by_kind, one, program_module, render
 
-NOTIFIERS = ("securityhub", "eventbridge", "ocsf", "webhook")
+NOTIFIERS = ("securityhub", "eventbridge", "ocsf", "webhook", "respond")
 
 
 def container(workload):
@@ -28,7 +28,8 @@ def test_every_notifier_is_a_one_pod_deployment_in_its_own_group(all_docs):
         deployment = one(all_docs, "Deployment", f"-notify-{name}")
         assert deployment["spec"]["replicas"] == 1
         args = container(deployment)["args"]
-        assert args[:4] == ["notify", name, "--group", f"exfilguard-notify-{name}"]
+        command = ["respond", "--from-topic"] if name == "respond" else ["notify", name]
+        assert args[:4] == [*command, "--group", f"exfilguard-notify-{name}"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels["app.kubernetes.io/component"] == f"notify-{name}"
 
@@ -57,6 +58,33 @@ def test_the_rendered_webhook_args_parse_with_the_program(all_docs):
     args = parser.parse_args(container(one(all_docs, "Deployment", "-notify-webhook"))["args"])
     assert (args.format, args.max_per_minute) == ("slack", 20.0)
     assert args.state == "/var/lib/exfilguard/webhook-sent.json"
+
+
+def test_every_notifiers_rendered_args_parse_with_the_program(all_docs):
+    parser = program_module("streams.cli.main").build_parser()
+    parsed = {name: parser.parse_args(container(one(all_docs, "Deployment",
+                                                    f"-notify-{name}"))["args"])
+              for name in NOTIFIERS}
+    assert all(callable(args.run) for args in parsed.values())
+    assert (parsed["eventbridge"].bus, parsed["eventbridge"].source) == \
+        ("security-findings", "exfilguard")
+    assert parsed["eventbridge"].state == "/var/lib/exfilguard/eventbridge-put.json"
+    assert parsed["ocsf"].output_topic == "findings-ocsf"
+    respond = parsed["respond"]
+    assert respond.from_topic and respond.apply and respond.allow_role == ["web-*", "batch-role"]
+    assert respond.output_topic == "findings-responses"
+
+
+def test_respond_apply_needs_an_allow_list():
+    with pytest.raises(RenderError, match="allowRoles"):
+        render(set_values={"notifiers.respond.enabled": "true",
+                           "notifiers.respond.apply": "true"})
+
+
+def test_a_dry_run_responder_renders_without_apply():
+    docs = render(set_values={"notifiers.respond.enabled": "true"})
+    args = container(one(docs, "Deployment", "-notify-respond"))["args"]
+    assert "--apply" not in args and args[:2] == ["respond", "--from-topic"]
 
 
 def test_webhook_needs_its_secret():
@@ -241,6 +269,8 @@ def test_notes_list_every_topic_and_group_for_acls(tmp_path):
                                   and "exfilguard-<table>-changelog" in notes), topic
     assert "group exfilguard" in notes and "exfilguard-notify-<name>" in notes
     assert "Notifier: Deployment exfilguard-notify-webhook" in notes
+    assert "Notifier: Deployment exfilguard-notify-respond" in notes
+    assert "findings-ocsf" in notes and "Write and Create on findings-responses" in notes
     assert "IdempotentWrite" in notes
 
 

@@ -138,3 +138,17 @@ def deployment(broker, tmp_path):
     yield make
     for d in created:
         d.close()
+
+
+@pytest.fixture
+def moto_env():
+    """moto's server on a free loopback port, and the environment that points boto3 at it."""
+    moto_server = pytest.importorskip("moto.server")
+    port = _port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
+           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    server.stop()
