@@ -19,9 +19,10 @@ ALLOWED = {
     "kafka": {"core", "sources"},
     "aws": {"core", "config"},
     "geo": {"core", "config"},
-    "offline": {"core", "config", "sources", "kafka", "aws", "geo"},
+    "view": {"core"},
+    "offline": {"core", "config", "sources", "kafka", "aws", "geo", "view"},
     "notify": {"core", "config", "sources", "kafka", "aws", "offline"},
-    "app": {"core", "config", "sources", "kafka", "aws", "geo"},
+    "app": {"core", "config", "sources", "kafka", "aws", "geo", "view"},
     "data": set(),
 }
 ALWAYS = {"errors", ""}

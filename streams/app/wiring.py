@@ -385,6 +385,10 @@ def create_app(loaded: Config) -> faust.App:
         return web.text(metrics.render_prometheus(gauges),
                         content_type="text/plain; version=0.0.4")
 
+    if kafka.web_live_view:
+        from streams.app.live import install
+
+        install(app, kafka, codec)
     app.exfilguard = {"detector": detector, "state": state}  # for tests and introspection
     return app
 

@@ -38,6 +38,9 @@ class KafkaSettings:
     data_dir: str = ".local/worker"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # The live view: `/` on web_port shows the open findings (streams/app/live.py). Off by
+    # default: it shows keys and addresses to whoever reaches the port.
+    web_live_view: bool = False
     # A worker whose tables are behind their changelogs (an empty disk, a partition moved to it)
     # reads the backlog straight into RocksDB once a partition is this many messages behind:
     # a few µs a message, against ~100 µs through Faust's recovery, and ~0.1 s for a small
@@ -94,6 +97,18 @@ _INT_FIELDS = {"partitions", "replication_factor", "web_port", "input_retention_
                "broker_probe_seconds", "log_repeat_seconds", "ip_ranges_warn_days"}
 
 
+_BOOL_FIELDS = {"web_live_view"}
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise UserError(f"config: kafka.{name} (or {env_name(name)}) must be true or false, "
+                    f"got {value!r}")
+
+
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
@@ -113,6 +128,8 @@ def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] 
     for name in known:
         if env_name(name) in environ and environ[env_name(name)] != "":
             values[name] = environ[env_name(name)]
+    for name in _BOOL_FIELDS & values.keys():
+        values[name] = _boolean(name, values[name])
     for name in _INT_FIELDS & values.keys():
         try:
             values[name] = int(values[name])

@@ -139,6 +139,13 @@ def test_web_port_change_moves_port_probes_and_env_together():
     assert one(docs, "Service", "-headless")["spec"]["ports"][0]["port"] == 8080
 
 
+def test_the_live_view_is_off_unless_the_value_turns_it_on(default_docs):
+    assert env_value(container(one(default_docs, "StatefulSet")), "EXFILGUARD_WEB_LIVE_VIEW") \
+        == "false"
+    docs = render(set_values={"worker.liveView": "true"})
+    assert env_value(container(one(docs, "StatefulSet")), "EXFILGUARD_WEB_LIVE_VIEW") == "true"
+
+
 def test_resources_are_set_on_every_container(all_docs):
     for w in workloads(all_docs):
         resources = container(w)["resources"]

@@ -8,27 +8,21 @@ measures the layout) must find the plot and every table laid out with content.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from browser import CHROMIUM, HEIGHT, MISSING, WIDTH, chromium, near, pixel, read_png  # noqa: E402
+
 EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
 MIXED = Path(__file__).resolve().parents[1] / "fixtures" / "labels" / "mixed"
-WIDTH, HEIGHT = 1200, 1600
 COLOURS = {"TP": (0x1A, 0x7F, 0x37), "FP": (0xCF, 0x22, 0x2E), "FN": (0xBC, 0x4C, 0x00)}
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed (apt-get install -y chromium); `make test` "
-           "installs it")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
 
 PROBE = """
 <script>
@@ -52,16 +46,6 @@ window.addEventListener("load", () => {
 });
 </script>
 """
-
-
-def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
-         f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}", *args],
-        capture_output=True, timeout=180, check=False,
-        env={**os.environ, "HOME": str(profile)})
 
 
 @pytest.fixture(scope="module")
@@ -95,61 +79,6 @@ def screenshot(report, tmp_path_factory) -> tuple[int, int, list[bytes], int]:
     result = chromium(f"--screenshot={png}", report.as_uri(), profile=folder / "profile")
     assert png.exists(), f"no screenshot; chromium said: {result.stderr.decode()[-2000:]}"
     return read_png(png)
-
-
-def read_png(path: Path) -> tuple[int, int, list[bytes], int]:
-    """(width, height, rows of pixel bytes, bytes per pixel) of an 8-bit RGB(A) PNG."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, []
-    width = height = bpp = 0
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour)
-            bpp = 3 if colour == 2 else 4
-        elif kind == b"IDAT":
-            idat.append(body)
-        pos += 12 + length
-    raw = zlib.decompress(b"".join(idat))
-    stride = width * bpp
-    rows, prev = [], bytearray(stride)
-    for y in range(height):
-        start = y * (stride + 1)
-        kind = raw[start]
-        line = bytearray(raw[start + 1:start + 1 + stride])
-        if kind == 1:
-            for x in range(bpp, stride):
-                line[x] = (line[x] + line[x - bpp]) & 255
-        elif kind == 2:
-            line = bytearray((a + b) & 255 for a, b in zip(line, prev, strict=True))
-        elif kind == 3:
-            for x in range(stride):
-                left = line[x - bpp] if x >= bpp else 0
-                line[x] = (line[x] + ((left + prev[x]) >> 1)) & 255
-        elif kind == 4:
-            for x in range(stride):
-                a = line[x - bpp] if x >= bpp else 0
-                b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(bytes(line))
-        prev = line
-    return width, height, rows, bpp
-
-
-def pixel(shot, x: float, y: float) -> tuple[int, int, int]:
-    _, _, rows, bpp = shot
-    row = rows[round(y)]
-    at = round(x) * bpp
-    return tuple(row[at:at + 3])
-
-
-def near(colour, expected, tolerance: int = 12) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected, strict=True))
 
 
 def test_the_screenshot_shows_a_page_not_a_blank(screenshot):

@@ -235,6 +235,8 @@ app.kubernetes.io/part-of: exfilguard
   value: {{ $ctx.Values.worker.webPort | int | quote }}
 - name: EXFILGUARD_STALL_SECONDS
   value: {{ $k.stallSeconds | int | quote }}
+- name: EXFILGUARD_WEB_LIVE_VIEW
+  value: {{ $ctx.Values.worker.liveView | default false | toString | quote }}
 - name: TMPDIR
   value: /tmp
 - name: HOME
