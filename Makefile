@@ -7,6 +7,7 @@ PY       := $(VENV)/bin/python
 EXFIL    := $(VENV)/bin/exfilguard
 STAMP    := $(VENV)/.installed
 BENCHED  := $(VENV)/.bench-installed
+PLEVIN   := $(VENV)/.plevin-installed
 KAFKA    := tools/kafka/kafka.sh
 export EXFILGUARD_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
@@ -44,7 +45,7 @@ stop: ## stop the worker and the local broker started by `make run`
 	@tools/run-demo.sh stop
 	@$(KAFKA) down
 
-test: lint helm-check browser $(BENCHED) ## the whole test suite, the real broker included (it starts its own)
+test: lint helm-check browser $(BENCHED) $(PLEVIN) ## the whole test suite, the real broker included (it starts its own)
 	$(VENV)/bin/pytest -q -ra --ignore=tests/helm
 
 test-unit: $(STAMP) ## the tests that need no broker
@@ -56,6 +57,11 @@ browser: ## Debian's chromium, for the test that opens the backtest report headl
 
 helm-check: $(STAMP) ## build helm, lint and render the chart, validate it, run the chart tests
 	tools/helm-check.sh
+
+# The opt-in plevin extra, so its enrichment tests run too (its data's licences: docs/enrichment.md).
+$(PLEVIN): $(STAMP) pyproject.toml
+	$(VENV)/bin/pip install -q -e '.[plevin]'
+	@touch $@
 
 $(BENCHED): $(STAMP) pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[bench]'
