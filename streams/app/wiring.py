@@ -309,9 +309,15 @@ def create_app(loaded: Config) -> faust.App:
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
         for finding_id in list(state.finding_aggregates.keys()):
             if finding_id not in last_sent and finding_id in state.finding_aggregates:
-                rendered = stamp(detector.render(finding_id), in_event=False)
-                kind_of(rendered)
-                await send_encoded(finding_id, codec.encode(rendered), rendered["severity"])
+                try:
+                    rendered = stamp(detector.render(finding_id), in_event=False)
+                    kind_of(rendered)
+                    payload = codec.encode(rendered)
+                except Exception:  # one held finding that cannot render never stops a restart
+                    log.error("held finding %s cannot be rendered; not resent:\n%s", finding_id,
+                              traceback.format_exc())
+                    continue
+                await send_encoded(finding_id, payload, rendered["severity"])
 
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:

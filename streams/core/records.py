@@ -273,15 +273,17 @@ def is_on_behalf(call: ApiCall) -> bool:
 
 
 def _walk(value: Any, found: dict[str, list]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in found and isinstance(item, str):
-                found[key].append(item)
-            else:
-                _walk(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _walk(item, found)
+    """Collect the string values of ``found``'s keys, depth first in document order; a stack,
+    not recursion, so no nesting a decoder accepts can overflow it."""
+    stack: list[tuple[Any, Any]] = [(None, value)]
+    while stack:
+        key, value = stack.pop()
+        if key in found and isinstance(value, str):
+            found[key].append(value)
+        elif isinstance(value, dict):
+            stack.extend(reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((None, item) for item in reversed(value))
 
 
 def _network_change(record: dict, name: str) -> NetworkChange | None:
