@@ -110,6 +110,13 @@ def create_app(loaded: Config) -> faust.App:
         web_bind=kafka.web_host,  # Faust binds 0.0.0.0 otherwise, whatever web_host says
         web_port=kafka.web_port,
         web_in_thread=False,
+        # Faust's own pages show table contents (watched keys, findings) to anyone who can
+        # reach the port: off. Only /livez, /readyz and /metrics, defined below, are served.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         table_standby_replicas=0,
         # A crashed worker's partitions move to the others after this long (Faust's default is
         # 60 s); heartbeats every 3 s keep a busy but healthy worker in the group.
@@ -120,6 +127,8 @@ def create_app(loaded: Config) -> faust.App:
         broker_heartbeat_interval=3.0,
     )
     app.transport = Transport(app.conf.broker_consumer, app)
+    # Faust's index page ("/", always on when its statistics are off) goes too.
+    app.web.blueprints = type(app.web.blueprints)([])
     partitions = kafka.partitions
     cloudtrail = app.topic(kafka.topic_input, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw", partitions=partitions)
