@@ -66,11 +66,14 @@ CHUNK_BYTES = 1 << 20
 # fails to decode, is split record by record. Nothing reads a whole file into memory.
 MAX_DOCUMENT_BYTES = 64 << 20
 BOM = b"\xef\xbb\xbf"
+_HEAD_BYTES = 4096  # enough of a file's start to tell its shape
 # Where a document's records start: a JSON array, or CloudTrail's S3 delivery file.
 _OPENING = re.compile(rb"\[|\{\s*\"Records\"\s*:\s*\[")
-# A whole string (group 1 is its closing quote: None when the data ends first) or a bracket.
-_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(")?|[\[\]{}]', re.S)
-_SCALAR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[^,\]\s]*', re.S)
+# The rest of a string (group 1: its closing quote, None when the data ends first); a bracket.
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*(")?', re.S)  # after the opening quote
+# Up to the next bracket outside a string (or a string the data ends in).
+_BETWEEN_BRACKETS = re.compile(rb'(?:[^"\[\]{}]+|"[^"\\]*(?:\\.[^"\\]*)*")*', re.S)
+_BARE = re.compile(rb"[^,\]\s]*")  # a number, true, false or null
 _SEPARATORS = re.compile(rb"[\s,]*")
 
 
@@ -137,7 +140,7 @@ def _split(chunks: Iterator[bytes], origin: str, runs: bool) -> Iterator[Item | 
         for chunk in chunks:
             parts.append(chunk)
             size += len(chunk)
-            if size > MAX_DOCUMENT_BYTES:
+            if size > MAX_DOCUMENT_BYTES and size >= _HEAD_BYTES:
                 break
         head = b"".join(parts)
         if size <= MAX_DOCUMENT_BYTES:
@@ -268,37 +271,55 @@ def _elements(chunks: Iterator[bytes], origin: str) -> Iterator[Item]:
 
 
 def _element(buffer: _Buffer, where: str) -> Item:
-    start, depth, size = buffer.pos, 0, 0
+    start, depth, size, in_string = buffer.pos, 0, 0, False
     while True:
-        match = _STRUCTURE.search(buffer.data, buffer.pos)
-        if match is None or (match.group(0)[:1] == b'"' and match.group(1) is None):
-            resume = len(buffer.data) if match is None else match.start()
-            if resume - start > MAX_RECORD_BYTES:  # drop what is read: only depth matters
-                size += resume - start
-                start = resume
-            buffer.pos = resume
-            if buffer.more(start) < 0:
-                buffer.pos = -1
-                return BadLine(where, "the file ends inside this record")
-            start = 0
-            continue
-        buffer.pos = match.end()
-        token = match.group(0)
-        if token in (b"{", b"["):
-            depth += 1
-        elif token in (b"}", b"]"):
-            depth -= 1
+        data, pos = buffer.data, buffer.pos
+        if in_string:  # a string the last chunk ended in
+            string = _STRING_REST.match(data, pos)
+            pos = string.end()  # type: ignore[union-attr]
+            in_string = string.group(1) is None  # type: ignore[union-attr]
+        while not in_string:
+            pos = _BETWEEN_BRACKETS.match(data, pos).end()  # type: ignore[union-attr]
+            if pos >= len(data):
+                break
+            if data[pos] == 0x22:  # a string the data ends in
+                string = _STRING_REST.match(data, pos + 1)
+                pos = string.end()  # type: ignore[union-attr]
+                in_string = string.group(1) is None  # type: ignore[union-attr]
+                continue
+            depth += 1 if data[pos] in b"{[" else -1
+            pos += 1
             if depth == 0:
-                size += buffer.pos - start
+                size += pos - start
+                buffer.pos = pos
                 if size > MAX_RECORD_BYTES:
                     return BadLine(where, _too_big())
-                return Record(where, raw=buffer.data[start: buffer.pos])
+                return Record(where, raw=data[start: pos])
+        # The data ends here: read on, dropping what is read once the record is too big.
+        if pos - start > MAX_RECORD_BYTES:
+            size += pos - start
+            start = pos
+        buffer.pos = pos
+        if buffer.more(start) < 0:
+            buffer.pos = -1
+            return BadLine(where, "the file ends inside this record")
+        start = 0
 
 
 def _scalar(buffer: _Buffer, where: str) -> BadLine:
-    match = _SCALAR.match(buffer.data, buffer.pos)
-    text = match.group(0) if match is not None else b""
-    buffer.pos += max(len(text), 1)  # a stray } or :, one byte at a time
+    """A value in the list that is no object or array: read to its end, and named."""
+    while True:
+        data, start = buffer.data, buffer.pos
+        if data[start: start + 1] == b'"':
+            string = _STRING_REST.match(data, start + 1)
+            end, complete = string.end(), string.group(1) is not None  # type: ignore[union-attr]
+        else:
+            end = _BARE.match(data, start).end()  # type: ignore[union-attr]
+            complete = end < len(data)
+        if complete or end - start > MAX_RECORD_BYTES or buffer.more(start) < 0:
+            break
+    text = data[start: end]
+    buffer.pos = max(end, start + 1)  # a stray } or :, one byte at a time
     try:
         kind = type(_decoder.decode(text)).__name__
     except (msgspec.DecodeError, UnicodeDecodeError):

@@ -155,3 +155,47 @@ def test_a_linked_directory_is_read_once_even_when_it_loops(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(expected_findings())
     assert f"{len(lines_of_scenario())} records" in result.stderr
+
+
+def records_of_items(items) -> list:
+    from streams.sources.files import Record
+
+    return [(item.raw or json.dumps(item.data)) if isinstance(item, Record) else item.reason
+            for item in items]
+
+
+@pytest.mark.parametrize("shape", ["s3", "array", "lines"])
+def test_a_document_read_in_small_chunks_gives_the_same_records(monkeypatch, shape):
+    """Past MAX_DOCUMENT_BYTES a file is split as a stream: chunk edges change nothing."""
+    from streams.sources import files
+
+    path = sorted((SCENARIO.parents[1] / "fixtures" / "invictus" / "CloudTrail").glob("*.json"))[0]
+    records = json.loads(path.read_text())["Records"]
+    texts = [json.dumps(r) for r in records] + ['"a string, with [brackets] and \\"quotes\\""']
+    body = {"s3": '{"Records": [' + ", ".join(texts) + "]}", "array": "[" + ",".join(texts) + "]",
+            "lines": "\n".join(texts)}[shape].encode()
+    whole = [json.loads(item.raw) if item.raw else item.data for item in
+             files.split_document(body, "f") if isinstance(item, files.Record)]
+    assert len(whole) == len(records)
+    for chunk in (1, 7, 4096):
+        monkeypatch.setattr(files, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(files, "MAX_DOCUMENT_BYTES", 10)
+        streamed = list(files.split_document(body, "f"))
+        got = [json.loads(item.raw) for item in streamed if isinstance(item, files.Record)]
+        assert got == whole, chunk
+        assert len(streamed) == len(records) + 1  # and the string, as one bad item
+
+
+def test_an_oversized_record_in_a_streamed_document_is_dropped_unread(monkeypatch):
+    from streams.sources import files
+
+    monkeypatch.setattr(files, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(files, "MAX_DOCUMENT_BYTES", 10)
+    monkeypatch.setattr(files, "MAX_RECORD_BYTES", 1000)
+    big = '{"eventName": "x", "pad": "' + "\\\\" * 5000 + '", "deep": ' + "[" * 3000 + \
+        "]" * 3000 + "}"
+    body = ('{"Records": [{"a": 1}, ' + big + ', {"b": 2}]}').encode()
+    items = list(files.split_document(body, "f"))
+    assert [type(i).__name__ for i in items] == ["Record", "BadLine", "Record"]
+    assert "record of more than 1000 bytes" in items[1].reason
+    assert json.loads(items[2].raw) == {"b": 2}
