@@ -256,6 +256,8 @@ def _elements(chunks: Iterator[bytes], origin: str) -> Iterator[Item]:
             continue
         first = buffer.data[buffer.pos: buffer.pos + 1]
         if first == b"]":
+            if _more_after(buffer):
+                yield BadLine(origin, "data after the end of the document, not read")
             return
         where = f"{origin}[{number}]"
         number += 1
@@ -268,6 +270,18 @@ def _elements(chunks: Iterator[bytes], origin: str) -> Iterator[Item]:
                 return
         else:
             yield _scalar(buffer, where)
+
+
+def _more_after(buffer: _Buffer) -> bool:
+    """Whether anything but space and the document's closing brace follows its ``]``."""
+    rest, seen = buffer.data[buffer.pos + 1:], b""
+    while len(seen) <= 1:
+        seen += rest.strip()
+        chunk = next(buffer.chunks, None)
+        if chunk is None:
+            return seen not in (b"", b"}")
+        rest = chunk
+    return True
 
 
 def _element(buffer: _Buffer, where: str) -> Item:

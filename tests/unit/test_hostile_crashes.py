@@ -199,3 +199,11 @@ def test_an_oversized_record_in_a_streamed_document_is_dropped_unread(monkeypatc
     assert [type(i).__name__ for i in items] == ["Record", "BadLine", "Record"]
     assert "record of more than 1000 bytes" in items[1].reason
     assert json.loads(items[2].raw) == {"b": 2}
+
+
+def test_data_after_a_broken_document_is_reported_not_dropped_silently():
+    from streams.sources.files import BadLine, split_document
+
+    body = b'{"Records": [{"a": 1}, nope]}\n{"Records": [{"b": 2}]}\n'
+    reasons = [i.reason for i in split_document(body, "f") if isinstance(i, BadLine)]
+    assert reasons == ["not JSON", "data after the end of the document, not read"]
