@@ -158,3 +158,13 @@ def test_the_sasl_password_is_never_printed(tmp_path):
     assert "hunter2-secret" not in str(caught.value)
     assert "hunter2-secret" not in repr(load_config(None, environ={
         "EXFILGUARD_SASL_PASSWORD": "hunter2-secret"}))
+
+
+@pytest.mark.parametrize("given", ["1234567890123", "٤٤٤٤٥٥٥٥٦٦٦٦"])
+def test_inventory_accounts_are_twelve_ascii_digits_too(given):
+    import argparse
+
+    from streams.cli.inventory import explicit_accounts
+
+    with pytest.raises(UserError, match="--accounts"):
+        explicit_accounts(argparse.Namespace(accounts=given))
