@@ -259,6 +259,7 @@ class Harness:
         scope = key.decode() if isinstance(key, bytes) else None
         for finding_id in self.stream.observe(parsed, scope_instance=scope):
             self.codec.encode(self.stream.render(finding_id))
+        self.stream.retired.clear()  # as the worker does once it has published them
 
 
 class Hang(Exception):

@@ -298,6 +298,7 @@ def create_app(loaded: Config) -> faust.App:
                         parsed = parsed.network
                 if parsed is not None:
                     await publish(detector.observe(parsed, scope_instance=scope))
+                    detector.retired.clear()  # published: a retired finding is not kept here
             except Exception as exc:
                 log.error("event %s/%s/%s failed:\n%s", event.message.topic,
                           event.message.partition, event.message.offset, traceback.format_exc())

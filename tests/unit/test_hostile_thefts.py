@@ -154,3 +154,37 @@ def test_equal_time_and_id_from_two_aws_addresses_do_not_depend_on_input_order(t
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0]  # one of the two is judged a stranger's
+
+
+def expired_key_records(later_issuance_hours: float) -> list[str]:
+    instance, old_key = "i-0123456789abcdef0", "ASIAEXPIREDKEY000001"
+    return [json.dumps(r) for r in (
+        issuance(event_id="e-1", time=at(0), instance_id=instance, access_key=old_key),
+        call(event_id="e-2", time=at(5), access_key=old_key, instance_id=instance,
+             source_ip="45.33.32.156", api="s3:ListBuckets"),
+        issuance(event_id="e-3", time=at(60 * later_issuance_hours), instance_id=instance,
+                 access_key="ASIANEWKEY0000000002"))]
+
+
+def test_a_finding_outlives_the_expiry_of_its_key(tmp_path):
+    """Found by make fuzz: a key forgotten after expiry took its finding out of detect's output
+    (and a finding made and forgotten in one step never reached the findings topic)."""
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(expired_key_records(9)) + "\n")
+    result = detect(str(path))
+    (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert finding["service"]["action"]["awsApiCallAction"]["remoteIpDetails"][
+        "ipAddressV4"] == "45.33.32.156"
+
+
+def test_a_finding_made_and_retired_in_one_step_still_renders():
+    from streams.aws.ipranges import load_ip_ranges
+    from streams.core.detector import Detector
+    from streams.core.settings import DetectionConfig
+
+    detector = Detector(DetectionConfig(), load_ip_ranges())
+    events = [decode(line.encode()) for line in expired_key_records(9)]
+    changed = [fid for event in events for fid in detector.observe(event)]
+    assert changed
+    for fid in changed:  # what the worker publishes
+        assert detector.render(fid)["id"] == fid
