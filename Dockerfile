@@ -1,5 +1,12 @@
 # exfilguard image: `exfilguard worker` by default; the Helm chart in helm/exfilguard runs it.
 #   docker build -t exfilguard:0.1.0 .
+# The base image should be pinned by digest (python:3.11-slim@sha256:...), so a rebuild gets the
+# same bytes and a tampered tag is refused. NOT YET PINNED: this tree was prepared without
+# access to a container registry, and a digest must never be guessed. To pin, and to update
+# (monthly, or on a Python security release):
+#   docker buildx imagetools inspect python:3.11-slim --format '{{json .Manifest.Digest}}'
+# then set PYTHON_IMAGE=python:3.11-slim@sha256:<that digest> below (a multi-arch index digest),
+# or let Renovate/Dependabot's docker updater bump it.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # --- builder: the exfilguard wheel and every dependency as wheels ---------------------------------

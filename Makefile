@@ -11,7 +11,7 @@ PLEVIN   := $(VENV)/.plevin-installed
 KAFKA    := tools/kafka/kafka.sh
 export EXFILGUARD_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install lint browser test test-unit test-integration kafka-up kafka-down topics run stop bench soak helm-check clean
+.PHONY: help install lint browser test test-unit test-integration kafka-up kafka-down topics run stop bench soak fuzz helm-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ $(BENCHED): $(STAMP) pyproject.toml
 
 bench: $(BENCHED) ## benchmarks: writes bench/results.json, prints a table (ARGS=--quick: small)
 	$(PY) -m bench.run $(ARGS)
+
+fuzz: $(STAMP) ## hostile inputs through detect and the worker's record path (FUZZ_INPUTS=1000000, FUZZ_SEED=1)
+	$(PY) tests/fuzzing.py --inputs $${FUZZ_INPUTS:-1000000} --seed $${FUZZ_SEED:-1}
 
 soak: $(STAMP) ## one worker fed steadily for SOAK_SECONDS (1800), RSS sampled (SOAK_ARGS for more)
 	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)

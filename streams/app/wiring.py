@@ -110,6 +110,13 @@ def create_app(loaded: Config) -> faust.App:
         web_bind=kafka.web_host,  # Faust binds 0.0.0.0 otherwise, whatever web_host says
         web_port=kafka.web_port,
         web_in_thread=False,
+        # Faust's own pages show table contents (watched keys, findings) to anyone who can
+        # reach the port: off. Only /livez, /readyz and /metrics, defined below, are served.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         table_standby_replicas=0,
         # A crashed worker's partitions move to the others after this long (Faust's default is
         # 60 s); heartbeats every 3 s keep a busy but healthy worker in the group.
@@ -120,6 +127,8 @@ def create_app(loaded: Config) -> faust.App:
         broker_heartbeat_interval=3.0,
     )
     app.transport = Transport(app.conf.broker_consumer, app)
+    # Faust's index page ("/", always on when its statistics are off) goes too.
+    app.web.blueprints = type(app.web.blueprints)([])
     partitions = kafka.partitions
     cloudtrail = app.topic(kafka.topic_input, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw", partitions=partitions)
@@ -289,6 +298,7 @@ def create_app(loaded: Config) -> faust.App:
                         parsed = parsed.network
                 if parsed is not None:
                     await publish(detector.observe(parsed, scope_instance=scope))
+                    detector.retired.clear()  # published: a retired finding is not kept here
             except Exception as exc:
                 log.error("event %s/%s/%s failed:\n%s", event.message.topic,
                           event.message.partition, event.message.offset, traceback.format_exc())
@@ -309,9 +319,15 @@ def create_app(loaded: Config) -> faust.App:
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
         for finding_id in list(state.finding_aggregates.keys()):
             if finding_id not in last_sent and finding_id in state.finding_aggregates:
-                rendered = stamp(detector.render(finding_id), in_event=False)
-                kind_of(rendered)
-                await send_encoded(finding_id, codec.encode(rendered), rendered["severity"])
+                try:
+                    rendered = stamp(detector.render(finding_id), in_event=False)
+                    kind_of(rendered)
+                    payload = codec.encode(rendered)
+                except Exception:  # one held finding that cannot render never stops a restart
+                    log.error("held finding %s cannot be rendered; not resent:\n%s", finding_id,
+                              traceback.format_exc())
+                    continue
+                await send_encoded(finding_id, payload, rendered["severity"])
 
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:

@@ -73,6 +73,8 @@ def load_ip_ranges(path: str | Path | None = None) -> AwsIpRanges:
         text = (snapshot_path() if path is None else Path(path)).read_text("utf-8")
     except OSError as exc:
         raise BadIpRanges(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadIpRanges(f"not UTF-8 (byte {exc.start}): not AWS's ip-ranges.json") from None
     try:
         document = json.loads(text)
     except ValueError as exc:

@@ -60,7 +60,7 @@ def split(value: str | None) -> list[str]:
 def explicit_accounts(args: argparse.Namespace) -> list[str]:
     accounts = split(args.accounts)
     for account in accounts:
-        if not ACCOUNT_ID.match(account):
+        if not ACCOUNT_ID.fullmatch(account):
             raise UserError(f"--accounts: {account!r} is not a 12-digit account id")
     if args.accounts is not None and not accounts:
         raise UserError("--accounts: no account ids given")

@@ -46,6 +46,9 @@ def parse_ip_ranges(document: dict) -> AwsIpRanges:
                 prefix, region, service = item[field], item["region"], item["service"]
             except (KeyError, TypeError):
                 raise BadIpRanges(f"an entry lacks {field}, region or service: {item!r}") from None
+            if not all(isinstance(v, str) for v in (prefix, region, service)):
+                raise BadIpRanges(f"an entry's {field}, region and service must be strings: "
+                                  f"{item!r:.200}")
             region_services = merged.setdefault(prefix, (region, set()))
             region_services[1].add(service)
     table: PrefixMap[AwsPrefix] = PrefixMap()

@@ -161,6 +161,9 @@ class Detector:
         self.counters = Counters()
         self._grace_ms = config.late_arrival_grace_seconds * MS_PER_S
         self._keep_ms = config.credential_grace_seconds * MS_PER_S
+        # Findings forgotten with their key (expired, grace passed): still findings. Offline
+        # they are printed at the end; the stream publishes them and then lets them go.
+        self.retired: dict[str, dict[str, Any]] = {}
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -195,11 +198,14 @@ class Detector:
         return _unique(changed)
 
     def render(self, finding_id: str) -> dict[str, Any]:
-        return render(self.state.finding_aggregates[finding_id], self.config, self.enrich)
+        aggregate = self.state.finding_aggregates.get(finding_id)
+        if aggregate is None:
+            aggregate = self.retired[finding_id]
+        return render(aggregate, self.config, self.enrich)
 
     def findings(self) -> list[dict[str, Any]]:
-        """Every finding held, rendered, ordered by first event time then id."""
-        aggregates = sorted(self.state.finding_aggregates.values(),
+        """Every finding held or retired, rendered, ordered by first event time then id."""
+        aggregates = sorted([*self.state.finding_aggregates.values(), *self.retired.values()],
                             key=lambda a: (a["first_ms"], a["id"]))
         return [render(a, self.config, self.enrich) for a in aggregates]
 
@@ -346,6 +352,12 @@ class Detector:
         watermark = self.state.partition_clock.get(WATERMARK, call.event_time)
         aggregate = new_aggregate(call, credential, verdict, instance["addresses"], watermark)
         existing = self.state.finding_aggregates.get(aggregate["id"])
+        if existing is None and aggregate["id"] in self.retired:  # its key came back: one finding
+            existing = self.retired.pop(aggregate["id"])
+            self.state.finding_aggregates[aggregate["id"]] = existing
+            if aggregate["id"] not in instance["findings"]:
+                instance["findings"].append(aggregate["id"])
+                self.state.instance_to_addresses[instance_key] = instance
         if existing is None:
             self.state.finding_aggregates[aggregate["id"]] = aggregate
             if aggregate["id"] not in instance["findings"]:
@@ -408,6 +420,7 @@ class Detector:
             if aggregate is None or aggregate["access_key"] == access_key:
                 instance["findings"].remove(fid)
                 if aggregate is not None:
+                    self.retired[fid] = aggregate
                     del self.state.finding_aggregates[fid]
 
     def _schedule_retirement(self, instance_key: str, instance: dict) -> None:

@@ -89,8 +89,8 @@ def suppressed_by(aggregate: dict[str, Any], rules: tuple[SuppressionRule, ...])
             continue
         if rule.remote_account is not None and rule.remote_account != aggregate["remote_account"]:
             continue
-        if rule.remote_cidr is not None and not _in_network(aggregate["remote_ip"],
-                                                             rule.remote_cidr):
+        if rule.remote_network is not None and not _in_network(aggregate["remote_ip"],
+                                                                rule.remote_network):
             continue
         if rule.role is not None and rule.role != aggregate["role"]:
             continue
@@ -100,9 +100,9 @@ def suppressed_by(aggregate: dict[str, Any], rules: tuple[SuppressionRule, ...])
     return None
 
 
-def _in_network(address: str, cidr: str) -> bool:
+def _in_network(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     ip = parse_ip(address)
-    return ip is not None and ip in ipaddress.ip_network(cidr)
+    return ip is not None and ip in network
 
 
 def render(aggregate: dict[str, Any], config: DetectionConfig,

@@ -14,13 +14,17 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @lru_cache(maxsize=65536)
 def parse_ip(text: str) -> IPAddress | None:
-    """An address, or None for anything that is not one (hostnames, garbage)."""
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        if "%" in text:  # IPv6 zone ids never reach CloudTrail; treat as not an address
-            return None
+    """An address, or None for anything that is not one (hostnames, garbage, a zone id);
+    an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) is the IPv4 address it carries."""
+    if "%" in text:  # IPv6 zone ids never reach CloudTrail: not an address
         return None
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 class PrefixMap(Generic[V]):

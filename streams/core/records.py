@@ -4,6 +4,7 @@ an ``Issuance``, ``ApiCall``, ``NetworkChange`` or None, or raises ``MalformedRe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -94,8 +95,11 @@ def may_matter(raw: bytes) -> bool:
 
     A few scans instead of a JSON decode: an instance session's ARN is
     ``assumed-role/ROLE/i-…`` (any case, slashes maybe escaped), and issuances and address
-    changes are told by their ``eventName``, every occurrence of which is read.
+    changes are told by their ``eventName``, every occurrence of which is read; a record with a
+    ``\\u`` escape is always decoded.
     """
+    if b"\\u" in raw:
+        return True  # an escape can spell any name below: only a decode can tell
     at = raw.find(b"assumed-role")
     while at >= 0:
         # assumed-role/ROLE/SESSION (or with escaped slashes): is the session an instance id?
@@ -130,7 +134,7 @@ def decode_record(raw: bytes) -> tuple[Event | None, Any]:
     if not may_matter(raw):
         return None, None
     try:
-        record = _decoder.decode(raw)
+        record = decode_json(raw)
     except msgspec.DecodeError as exc:
         raise MalformedRecord(f"not JSON: {exc}") from None
     except RecursionError:
@@ -138,6 +142,26 @@ def decode_record(raw: bytes) -> tuple[Event | None, Any]:
     except UnicodeDecodeError as exc:
         raise MalformedRecord(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     return normalise(unwrap(record)), record
+
+
+# A \\uD800-\\uDFFF escape that is not half of a pair (an even run of backslashes before it).
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)\\u(?:[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<![dD][89abAB][0-9a-fA-F]{2})[dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def decode_json(raw: bytes) -> Any:
+    """msgspec's decode; a lone surrogate escape (a caller's User-Agent can hold one) becomes
+    U+FFFD, so the record is judged rather than dropped as not JSON."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError:
+        if b"\\u" not in raw:
+            raise
+        repaired = _LONE_SURROGATE.sub(rb"\1\\ufffd", raw)
+        if repaired == raw:
+            raise
+        return _decoder.decode(repaired)
 
 
 def unwrap(record: Any) -> Any:
@@ -273,15 +297,17 @@ def is_on_behalf(call: ApiCall) -> bool:
 
 
 def _walk(value: Any, found: dict[str, list]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in found and isinstance(item, str):
-                found[key].append(item)
-            else:
-                _walk(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _walk(item, found)
+    """Collect the string values of ``found``'s keys, depth first in document order; a stack,
+    not recursion, so no nesting a decoder accepts can overflow it."""
+    stack: list[tuple[Any, Any]] = [(None, value)]
+    while stack:
+        key, value = stack.pop()
+        if key in found and isinstance(value, str):
+            found[key].append(value)
+        elif isinstance(value, dict):
+            stack.extend(reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((None, item) for item in reversed(value))
 
 
 def _network_change(record: dict, name: str) -> NetworkChange | None:

@@ -12,7 +12,10 @@ from typing import Any
 from streams.core.finding_types import FINDING_TYPES, SHORT_TYPES
 from streams.core.prefixes import PrefixMap
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")  # fullmatch: ASCII digits, no trailing newline
+# A trusted network this broad silences a large share of the internet: refused unless the
+# config sets allow_broad_trusted_cidrs. Change the bounds here if your egress needs more.
+MIN_TRUSTED_PREFIX = {4: 8, 6: 32}
 
 # Tunables: defaults a user changes in the config file, not here.
 DEFAULT_UPDATE_INTERVAL_S = 900  # GuardDuty's own default for publishing updates
@@ -35,6 +38,13 @@ class SuppressionRule:
     remote_cidr: str | None = None
     role: str | None = None
     instance: str | None = None
+    # remote_cidr parsed once: a check per finding and rule must not parse it again.
+    remote_network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = field(
+        default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.remote_cidr is not None and self.remote_network is None:
+            object.__setattr__(self, "remote_network", ipaddress.ip_network(self.remote_cidr))
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ _KEYS = (
     "max_pending_per_key",
     "suppression_rules",
     "geoip",
+    "allow_broad_trusted_cidrs",
 )
 _GEOIP_KEYS = ("country_db", "asn_db")
 _RULE_KEYS = ("name", "finding_type", "remote_account", "remote_cidr", "role", "instance")
@@ -79,9 +90,7 @@ _RULE_KEYS = ("name", "finding_type", "remote_account", "remote_cidr", "role", "
 
 def _account(value: Any, where: str) -> str:
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if isinstance(text, int):
-        text = f"{text:012d}"
-    if not isinstance(text, str) or not ACCOUNT_ID.match(text):
+    if not isinstance(text, str) or not ACCOUNT_ID.fullmatch(text):
         raise ConfigError(f"{where}: {value!r} is not a 12-digit AWS account id (quote it in YAML)")
     return text
 
@@ -124,6 +133,17 @@ def parse_config(raw: Mapping[str, Any] | None) -> DetectionConfig:
         _cidr(c, f"trusted_ip_cidrs[{i}]")
         for i, c in enumerate(_list(raw.get("trusted_ip_cidrs"), "trusted_ip_cidrs"))
     )
+    allow_broad = raw.get("allow_broad_trusted_cidrs", False)
+    if not isinstance(allow_broad, bool):
+        raise ConfigError(f"allow_broad_trusted_cidrs: expected true or false, got {allow_broad!r}")
+    for i, cidr in enumerate(trusted):
+        network = ipaddress.ip_network(cidr)
+        if network.prefixlen < MIN_TRUSTED_PREFIX[network.version] and not allow_broad:
+            raise ConfigError(
+                f"trusted_ip_cidrs[{i}]: {cidr} trusts {network.num_addresses:.3g} addresses, "
+                f"so a thief calling from any of them goes unseen; give your egress networks "
+                f"(/{MIN_TRUSTED_PREFIX[network.version]} or narrower), or set "
+                "allow_broad_trusted_cidrs: true if you mean it")
     networks_raw = raw.get("account_networks") or {}
     if not isinstance(networks_raw, Mapping):
         raise ConfigError("account_networks: expected a mapping of account id to CIDR list")
@@ -196,11 +216,18 @@ def _rule(rule: Any, where: str) -> SuppressionRule:
     name = rule.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name: every suppression rule needs a name")
+    for key in _RULE_KEYS[1:]:
+        if key in rule and (rule[key] is None or rule[key] == ""):
+            raise ConfigError(f"{where}.{key} ({name}): empty; give a value or leave the key out "
+                              "(an empty criterion would archive every finding)")
     if len(rule) == 1:
         raise ConfigError(
             f"{where} ({name}): give at least one criterion, or it archives everything")
     finding_type = rule.get("finding_type")
     # The short name (OutsideAWS), as backtest labels take it, or GuardDuty's full type.
+    if finding_type is not None and not isinstance(finding_type, str):
+        raise ConfigError(f"{where}.finding_type: expected a finding type name, got "
+                          f"{finding_type!r}")
     finding_type = SHORT_TYPES.get(finding_type, finding_type)
     if finding_type is not None and finding_type not in FINDING_TYPES:
         raise ConfigError(f"{where}.finding_type: {finding_type!r} is not one of "

@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 MS_PER_S = 1000
+# The instants ``format_time`` can write (years 1 to 9999 in UTC); a time outside is no event's.
+MIN_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * MS_PER_S)
+MAX_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * MS_PER_S)
 
 
 class BadTime(ValueError):
@@ -23,7 +26,13 @@ def parse_time(value: object) -> int:
     if moment.tzinfo is None:
         # CloudTrail's times are UTC even where a shipper dropped the zone.
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * MS_PER_S)
+    try:
+        epoch_ms = int(moment.timestamp() * MS_PER_S)
+    except (OverflowError, ValueError):
+        epoch_ms = MAX_MS + 1
+    if not MIN_MS <= epoch_ms <= MAX_MS:
+        raise BadTime(f"{value!r} is outside the years 1 to 9999 in UTC")
+    return epoch_ms
 
 
 _EXPIRATION_FORMATS = ("%b %d, %Y, %I:%M:%S %p", "%b %d, %Y %I:%M:%S %p")
@@ -40,6 +49,8 @@ def parse_expiration(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
+        if value != value or not -1e15 < value < 1e15:  # NaN, infinite, or no time at all
+            return None
         return int(value if value > 1e11 else value * MS_PER_S)
     if not isinstance(value, str):
         return None
@@ -50,12 +61,14 @@ def parse_expiration(value: object) -> int | None:
     for fmt in _EXPIRATION_FORMATS:
         try:
             return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp() * MS_PER_S)
-        except ValueError:
+        except (ValueError, OverflowError):
             continue
     return None
 
 
 def format_time(epoch_ms: int) -> str:
-    """Epoch milliseconds → ``2023-07-10T11:57:22.000Z``, GuardDuty's finding time format."""
+    """Epoch milliseconds → ``2023-07-10T11:57:22.000Z``, GuardDuty's finding time format;
+    clamped to years 1 to 9999, so state written before ``parse_time`` checked renders."""
+    epoch_ms = min(max(epoch_ms, MIN_MS), MAX_MS)
     moment = datetime.fromtimestamp(epoch_ms / MS_PER_S, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % MS_PER_S:03d}Z"

@@ -17,6 +17,7 @@ from streams.core.records import (
     MAX_RECORD_BYTES,
     NETWORK_EVENTS,
     Event,
+    decode_json,
     event_time_of,
     normalise,
     unwrap,
@@ -27,7 +28,6 @@ from streams.kafka.routing import Route, partition_for, partitions_of, route_of_
 from streams.kafka.settings import KafkaSettings
 from streams.sources.files import BadLine, Item, Lines, Record
 
-_decoder = msgspec.json.Decoder()
 SORT_CHUNK = 50_000  # records sorted together at most (one CloudTrail file is far fewer)
 
 
@@ -156,7 +156,7 @@ def decoded_outgoing(item: Record, stats: ForwardStats) -> Outgoing | None:
     record = item.data
     if item.raw is not None:
         try:
-            record = _decoder.decode(item.raw)
+            record = decode_json(item.raw)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             _skip(stats, item.origin, f"not JSON ({exc})")
             return None

@@ -11,9 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
-from streams.core.records import event_time_of, may_matter, unwrap
+from streams.core.records import decode_json, event_time_of, may_matter, unwrap
 from streams.core.timerange import TimeRange
 from streams.errors import UserError
 from streams.kafka.admin import metadata
@@ -21,7 +19,6 @@ from streams.kafka.batches import BATCH_SPAN_MS, is_network_only, records_of
 from streams.kafka.settings import KafkaSettings
 from streams.sources.files import Item, Record
 
-_decoder = msgspec.json.Decoder()
 IDLE_TIMEOUT_S = 60.0  # no message for this long while offsets remain to be read: give up
 
 # librdkafka logs every refused connection; the one-line error says it instead.
@@ -199,7 +196,7 @@ def _event_time(raw: bytes, fallback: int) -> int:
     if not may_matter(raw):
         return fallback  # skipped undecoded, whatever its time
     try:
-        record = unwrap(_decoder.decode(raw))
+        record = unwrap(decode_json(raw))
         return event_time_of(record) if isinstance(record, dict) else fallback
     except (ValueError, RecursionError):
         return fallback

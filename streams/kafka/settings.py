@@ -4,7 +4,7 @@ environment (which wins), applied alike to Faust and every confluent-kafka clien
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ class KafkaSettings:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)  # never printed
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -61,7 +61,7 @@ class KafkaSettings:
     findings_encoding: str = "avro"
     schema_registry_url: str | None = None
     schema_registry_username: str | None = None  # Confluent Cloud: the registry API key
-    schema_registry_password: str | None = None
+    schema_registry_password: str | None = field(default=None, repr=False)
     # MSK IAM (sasl_mechanism OAUTHBEARER): the cluster's region; credentials come from the
     # default AWS chain (IRSA, instance profile, environment).
     aws_region: str | None = None
@@ -109,8 +109,39 @@ def _boolean(name: str, value: Any) -> bool:
                     f"got {value!r}")
 
 
+_SECRET_FIELDS = {"sasl_password", "schema_registry_password"}
+# Strings that must not be empty: a name, an address, a topic.
+_REQUIRED_TEXT = {"bootstrap_servers", "security_protocol", "topic_input", "topic_findings",
+                  "topic_dlq", "app_id", "data_dir", "web_host", "findings_encoding"}
+
+
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+def _shown(name: str, value: Any) -> str:
+    return "(hidden)" if name in _SECRET_FIELDS else repr(value)
+
+
+def _check_type(name: str, value: Any, from_env: bool) -> None:
+    """Each key its own type: a YAML number is no topic, 1.5 no partition count."""
+    where = f"config: kafka.{name} (or {env_name(name)})"
+    if name in _BOOL_FIELDS:
+        return  # _boolean reads true/false, from YAML or the environment
+    if name in _INT_FIELDS:
+        if from_env:
+            if not (value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit()):
+                raise UserError(f"{where} must be a whole number, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where} must be a whole number, got {_shown(name, value)}")
+        return
+    if not isinstance(value, str):
+        if value is None and name not in _REQUIRED_TEXT:
+            return
+        raise UserError(f"{where} must be a string, got {type(value).__name__} "
+                        f"{_shown(name, value)} (quote it in YAML)")
+    if name in _REQUIRED_TEXT and not value.strip():
+        raise UserError(f"{where} must not be empty")
 
 
 def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] | None = None,
@@ -125,9 +156,11 @@ def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] 
                 f"config: unknown key kafka.{key}; known keys are {', '.join(sorted(known))}"
             )
         values[key] = value
-    for name in known:
-        if env_name(name) in environ and environ[env_name(name)] != "":
-            values[name] = environ[env_name(name)]
+    from_env = {name for name in known if environ.get(env_name(name), "") != ""}
+    for name in from_env:
+        values[name] = environ[env_name(name)]
+    for name, value in values.items():
+        _check_type(name, value, name in from_env)
     for name in _BOOL_FIELDS & values.keys():
         values[name] = _boolean(name, values[name])
     for name in _INT_FIELDS & values.keys():
@@ -136,8 +169,11 @@ def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] 
         except (TypeError, ValueError):
             raise UserError(
                 f"config: kafka.{name} (or {env_name(name)}) must be a whole number, "
-                f"got {values[name]!r}"
+                f"got {_shown(name, values[name])}"
             ) from None
+        if name == "web_port" and values[name] > 65535:
+            raise UserError(f"config: kafka.web_port must be a port number, 1 to 65535, got "
+                            f"{values[name]}")
         if name == "input_retention_ms":
             if values[name] < -1:
                 raise UserError(f"config: kafka.{name} must be -1 (keep) or more")

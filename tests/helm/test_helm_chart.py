@@ -99,7 +99,7 @@ def test_without_persistence_the_tables_live_in_an_emptydir():
     assert "volumeClaimTemplates" not in sts["spec"]
     assert "persistentVolumeClaimRetentionPolicy" not in sts["spec"]
     volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert volumes["data"] == {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}
 
 
 @pytest.mark.parametrize("replicas,partitions", [(1, 4), (4, 4), (8, 8)])
@@ -150,7 +150,21 @@ def test_resources_are_set_on_every_container(all_docs):
     for w in workloads(all_docs):
         resources = container(w)["resources"]
         assert resources["requests"]["cpu"] and resources["requests"]["memory"]
-        assert resources["limits"]["memory"]
+        assert resources["limits"]["memory"] and resources["limits"]["cpu"]
+
+
+def test_every_emptydir_has_a_size_limit(all_docs):
+    for w in workloads(all_docs):
+        for volume in w["spec"]["template"]["spec"]["volumes"]:
+            if "emptyDir" in volume:
+                assert volume["emptyDir"].get("sizeLimit"), (w["metadata"]["name"], volume)
+
+
+def test_the_replay_job_has_room_for_what_it_holds():
+    job = one(render(set_values={"replay.enabled": "true", "replay.start": "2024-01-01T00:00:00Z",
+                                 "replay.end": "2024-01-02T00:00:00Z",
+                                 "replay.outputTopic": "replayed"}), "Job")
+    assert container(job)["resources"]["limits"]["memory"] == "2Gi"
 
 
 # --- security context and writable paths --------------------------------------------------------
@@ -461,6 +475,20 @@ def test_worker_network_policy(default_docs):
             "169.254.0.0/16"} <= set(block["ipBlock"]["except"])
     for rule in spec["egress"]:
         assert rule.get("ports"), "every egress rule is limited to ports"
+    # Narrowed by default: metrics scraped from the monitoring namespace, DNS to the cluster's.
+    assert ingress["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert dns["to"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {
+            "k8s-app": "kube-dns"}}}]
+
+
+def test_kafka_egress_goes_to_the_brokers_cidrs_when_given():
+    docs = render(set_values={"networkPolicy.kafka.cidrs[0]": "10.20.0.0/16",
+                              "networkPolicy.kafka.cidrs[1]": "10.21.0.0/16"})
+    _, kafka, _ = one(docs, "NetworkPolicy", "-worker")["spec"]["egress"]
+    assert kafka["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}},
+                           {"ipBlock": {"cidr": "10.21.0.0/16"}}]
 
 
 def test_client_network_policy_denies_all_ingress(all_docs):

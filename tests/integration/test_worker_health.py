@@ -134,3 +134,17 @@ def test_readyz_turns_false_while_the_broker_is_down_and_the_log_stays_readable(
     finally:
         d.close()
         stop_broker(folder, port)
+
+
+def test_only_the_health_and_metrics_pages_are_served(deployment, tmp_path):
+    """Faust's /table and /router would show watched keys and findings to anyone on the port."""
+    worker = deployment(partitions=1).start_worker(config=str(write_config(tmp_path)))
+    for path in ("/livez", "/readyz", "/metrics"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}",
+                                    timeout=5) as response:
+            assert response.status == 200, path
+    for path in ("/", "/table/", "/table/finding_aggregates/", "/router/", "/graph/",
+                 "/performance/", "/stats/"):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=5)
+        assert caught.value.code == 404, path

@@ -338,12 +338,18 @@ checksum/config: {{ include "exfilguard.configYaml" .ctx | sha256sum }}
   to:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-# Kafka brokers.
+# Kafka brokers: their address blocks and peers when given.
 - ports:
     {{- toYaml $np.kafka.ports | nindent 4 }}
-  {{- with $np.kafka.to }}
+  {{- if or $np.kafka.cidrs $np.kafka.to }}
   to:
+    {{- range $np.kafka.cidrs }}
+    - ipBlock:
+        cidr: {{ . | quote }}
+    {{- end }}
+    {{- with $np.kafka.to }}
     {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
 # AWS endpoints (S3, STS, EC2): HTTPS to address blocks outside the cluster's networks.
 - ports:
