@@ -32,7 +32,7 @@ def new_aggregate(call: ApiCall, credential: dict, verdict: Verdict, known: list
                   detected_at: int) -> dict[str, Any]:
     remote = verdict.remote_account or call.source_ip
     fid = finding_id(verdict.finding_type or "", call.access_key_id, remote)
-    return {
+    aggregate = {
         "id": fid,
         "type": verdict.finding_type,
         "severity": int(verdict.severity or 0),
@@ -58,6 +58,9 @@ def new_aggregate(call: ApiCall, credential: dict, verdict: Verdict, known: list
         "known_addresses": sorted(known),
         "detected_at": detected_at,
     }
+    if credential.get("derived_from"):
+        aggregate["derived_from"] = credential["derived_from"]
+    return aggregate
 
 
 def update_aggregate(aggregate: dict[str, Any], call: ApiCall, verdict: Verdict) -> bool:
@@ -127,15 +130,20 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
     instance = aggregate["instance"]
     where = (f"the remote account {aggregate['remote_account']}" if remote_account
              else f"the address {remote_ip}")
-    return {
+    chain = aggregate.get("derived_from")
+    made = (f"Credentials created exclusively for the EC2 instance {instance} through its "
+            f"instance role {aggregate['role']}")
+    if chain:
+        made = (f"Credentials of the role {aggregate['role']}, minted with the EC2 instance "
+                f"{instance}'s credentials ({len(chain)} hop(s) from its instance key),")
+    rendered = {
         "schemaVersion": SCHEMA_VERSION,
         "id": aggregate["id"],
         "type": finding_type,
         "severity": aggregate["severity"],
         "title": TYPES[finding_type].title.format(instance=instance),
         "description": (
-            f"Credentials created exclusively for the EC2 instance {instance} through its "
-            f"instance role {aggregate['role']} were used from {where} "
+            f"{made} were used from {where} "
             f"({aggregate['count']} call(s), first {aggregate['api']} on "
             f"{aggregate['service']}); rule: {aggregate['rule']}."
         ),
@@ -187,3 +195,9 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
             "suppressedBy": suppression,
         },
     }
+    if chain:
+        # Only on a derived key's finding: the parents from the nearest to the instance key,
+        # each with the event that minted the next key (AssumeRole, or GetSigninToken).
+        rendered["evidence"]["derivedFrom"] = [{"accessKeyId": key, "eventId": event_id}
+                                               for key, event_id in chain]
+    return rendered

@@ -71,9 +71,13 @@ def encode_finding_confluent(finding: dict[str, Any], schema_id: int) -> bytes:
 
 def _read(body: bytes, writer: Any) -> dict[str, Any]:
     try:
-        return fastavro.schemaless_reader(io.BytesIO(body), writer, finding_schema())
+        finding = fastavro.schemaless_reader(io.BytesIO(body), writer, finding_schema())
     except Exception as exc:  # fastavro raises several types on truncated input
         raise BadFinding(f"corrupt finding: {exc}") from None
+    evidence = finding.get("evidence") if isinstance(finding, dict) else None
+    if isinstance(evidence, dict) and evidence.get("derivedFrom", ()) is None:
+        del evidence["derivedFrom"]  # absent from an instance key's finding, as detect writes
+    return finding
 
 
 def decode_finding(payload: bytes, registry: SchemaRegistry | None = None) -> dict[str, Any]:

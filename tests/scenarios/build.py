@@ -17,12 +17,16 @@ sys.path.insert(0, str(HERE.parent))
 
 from cloudtrail_builders import (  # noqa: E402
     ATTACKER_AGENT,
+    CONSOLE_AGENT,
     INSTANCE_AGENT,
     allocate_address,
+    api_record,
     associate_address,
+    assume_role,
     assumed_role_identity,
     at,
     call,
+    console_login,
     iam_user_call,
     issuance,
     nat_gateway,
@@ -570,6 +574,116 @@ def check_addresses() -> None:
         assert ranges.lookup(address) is not None, address
     for address in NOT_AWS:
         assert ranges.lookup(address) is None, address
+
+
+# -- key lineage --------------------------------------------------------------------------------
+
+
+def instance_identity(access_key: str, delivery: str | None = "2.0") -> dict[str, Any]:
+    return assumed_role_identity(account=OWNER, role="web-role", session=INSTANCE,
+                                 access_key=access_key, created="2024-03-01T10:00:00Z",
+                                 delivery=delivery)
+
+
+def role_identity(access_key: str, role: str, session: str, account: str = OWNER,
+                  minutes: float = 0) -> dict[str, Any]:
+    return assumed_role_identity(account=account, role=role, session=session,
+                                 access_key=access_key, created=at(minutes))
+
+
+def minted(t: Trail, signer: dict[str, Any], source_ip: str, child: str, role_arn: str,
+           session: str, minutes: float, user_agent: str = ATTACKER_AGENT) -> None:
+    t.add(assume_role, time=at(minutes), identity=signer, source_ip=source_ip, child_key=child,
+          role_arn=role_arn, session=session, user_agent=user_agent)
+
+
+def derived_calls(t: Trail, identity: dict[str, Any], source_ip: str,
+                  times: list[tuple[float, float]], apis: tuple[str, ...] = THIEF_APIS,
+                  user_agent: str = ATTACKER_AGENT) -> None:
+    for n, (minutes, seconds) in enumerate(times):
+        t.add(api_record, time=at(minutes, seconds), identity=identity, source_ip=source_ip,
+              api=apis[n % len(apis)], user_agent=user_agent, account=identity["accountId"])
+
+
+@scenario
+def lineage_one_hop(t: Trail) -> None:
+    k, child = key("HOPONE"), key("HOPONECHILD")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # Pacu's first move with the stolen key: a session of a more useful role, named its own way.
+    minted(t, instance_identity(k), ATTACKER, child,
+           f"arn:aws:iam::{OWNER}:role/admin-role", "pacu-session", 10)
+    derived_calls(t, role_identity(child, "admin-role", "pacu-session", minutes=10), ATTACKER,
+                  [(11, 0), (12, 0), (13, 0)])
+
+
+@scenario
+def lineage_two_hops(t: Trail) -> None:
+    k, first, second = key("HOPTWO"), key("HOPTWOFIRST"), key("HOPTWOSECOND")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    minted(t, instance_identity(k), ATTACKER, first,
+           f"arn:aws:iam::{OWNER}:role/ci-role", "ci", 10)
+    minted(t, role_identity(first, "ci-role", "ci", minutes=10), ATTACKER, second,
+           f"arn:aws:iam::{OWNER}:role/admin-role", "admin", 11)
+    # The last key is used from an EC2 box the thief rents.
+    derived_calls(t, role_identity(second, "admin-role", "admin", minutes=11), OTHER_EC2,
+                  [(12, 0), (13, 0)])
+
+
+@scenario
+def lineage_cross_account_duplicate(t: Trail) -> None:
+    k, child = key("XACCOUNT"), key("XACCOUNTCHILD")
+    role_arn = f"arn:aws:iam::{STRANGER}:role/deploy-role"
+    # The role account's trail arrives first: the child's calls before either AssumeRole copy.
+    derived_calls(t, role_identity(child, "deploy-role", "deploy", STRANGER, minutes=10),
+                  ATTACKER, [(11, 0), (12, 0)])
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    shared = "7f3e2d1c-0b9a-4876-9543-210fedcba987"
+    for recipient in (STRANGER, OWNER):  # one copy in each account's trail
+        t.add(assume_role, time=at(10), identity=instance_identity(k), source_ip=ATTACKER,
+              child_key=child, role_arn=role_arn, session="deploy", user_agent=ATTACKER_AGENT,
+              recipient=recipient, shared_event_id=shared)
+
+
+@scenario
+def lineage_benign_chain_then_stolen_child(t: Trail) -> None:
+    k, child = key("BENIGNCHAIN"), key("BENIGNCHILD")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # The nightly report job chains into the reporting role from the instance itself.
+    minted(t, instance_identity(k), OWN_PUBLIC, child,
+           f"arn:aws:iam::{ASSOCIATED}:role/report-role", "nightly-report", 3,
+           user_agent=INSTANCE_AGENT)
+    report = role_identity(child, "report-role", "nightly-report", ASSOCIATED, minutes=3)
+    derived_calls(t, report, OWN_PUBLIC, [(4, 0), (5, 0)], ("s3:ListBuckets", "s3:GetObject"),
+                  user_agent=INSTANCE_AGENT)
+    # The child key, read from the job's environment, is used from outside.
+    derived_calls(t, report, TOR_EXIT, [(30, 0), (31, 0), (32, 0)])
+
+
+@scenario
+def console_pivot(t: Trail) -> None:
+    k = key("CONSOLEPIV")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # aws_consoler: a sign-in token for the stolen session, then the console under its ARN.
+    t.add(call, time=at(10), access_key=k, instance_id=INSTANCE, source_ip=ATTACKER,
+          api="signin:GetSigninToken", user_agent=ATTACKER_AGENT)
+    t.add(console_login, time=at(10, 30), role="web-role", session=INSTANCE,
+          source_ip=ATTACKER)
+    # The console signs with keys EC2 never delivered; some services say so, some do not.
+    for n, (console_key, api) in enumerate(((key("CONSOLEONE"), "iam:ListRoles"),
+                                            (key("CONSOLETWO"), "s3:ListBuckets"),
+                                            (key("CONSOLEONE"), "ec2:DescribeInstances"))):
+        record = t.add(call, time=at(11 + n), access_key=console_key, instance_id=INSTANCE,
+                       source_ip=ATTACKER, api=api, delivery=None,
+                       user_agent="AWS Internal" if n == 1 else CONSOLE_AGENT)
+        if n != 1:
+            attributes = record["userIdentity"]["sessionContext"]["attributes"]
+            attributes["sessionCredentialFromConsole"] = "true"
+            t.lines[-1] = json.dumps(record).encode()
 
 
 def main() -> None:
