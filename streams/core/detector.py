@@ -5,12 +5,12 @@ whose key has not been seen issued wait, bounded, for the late-arrival grace of 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
 from streams.core.findings import IpEnricher, new_aggregate, render, update_aggregate
-from streams.core.records import ApiCall, Event, Issuance, NetworkChange
+from streams.core.records import ApiCall, Derivation, Event, Issuance, NetworkChange
 from streams.core.rules import Addresses, classify
 from streams.core.settings import DetectionConfig
 from streams.core.times import MS_PER_S
@@ -75,14 +75,21 @@ class Counters:
 
 
 def _call_to_json(call: ApiCall) -> list:
-    return [getattr(call, name) for name in ApiCall.__slots__]
+    values = [getattr(call, name) for name in ApiCall.__slots__]
+    if call.derivation is not None:  # a table holds JSON: the derivation as its field values
+        values[_DERIVATION] = list(astuple(call.derivation))
+    return values
 
 
 def _call_from_json(values: list) -> ApiCall:
-    return ApiCall(*values)
+    call = ApiCall(*values)  # values written before a field was added take its default
+    if isinstance(call.derivation, list):
+        call = replace(call, derivation=Derivation(*call.derivation))
+    return call
 
 
 _ID = ApiCall.__slots__.index("event_id")
+_DERIVATION = ApiCall.__slots__.index("derivation")
 _TIME = ApiCall.__slots__.index("event_time")
 
 
