@@ -186,7 +186,11 @@ class Detector:
         (the stream hands each instance's copy to the partition that owns it).
         """
         changed: list[str] = []
-        watermark = max(self.state.partition_clock.get(WATERMARK, 0), event.event_time)
+        watermark = self.state.partition_clock.get(WATERMARK, 0)
+        if not (isinstance(event, ApiCall) and event.is_derived_session):
+            # A derived key's call comes to its instance's partition from another one, out of
+            # the partition's order: event time there is told by the instance's own records.
+            watermark = max(watermark, event.event_time)
         if watermark != self.state.partition_clock.get(WATERMARK):
             self.state.partition_clock[WATERMARK] = watermark
             # Calls that have waited long enough are judged before the event that ends their
