@@ -195,7 +195,7 @@ def create_app(loaded: Config) -> faust.App:
             first = int(time.time() * 1000)
             if in_event:  # a table is written only while a record is being processed
                 first_emitted[finding_id] = first
-        rendered["service"]["additionalInfo"] = {"detectedAt": format_time(first)}
+        rendered["service"]["additionalInfo"]["detectedAt"] = format_time(first)
         return rendered
 
     sink = FindingsTopic(findings_topic, codec)

@@ -18,6 +18,17 @@ from streams.core.times import format_time
 
 SCHEMA_VERSION = "2.0"
 FIRST_EVENTS_KEPT = 5  # evidence: the earliest offending events, by (time, event id)
+# service.additionalInfo.apiCalls: the calls made with the key from the remote address, by
+# name; this many shown (the most frequent), at most API_CALLS_KEPT names counted per finding.
+API_CALLS_SHOWN = 20
+API_CALLS_KEPT = 64
+# What a thief reaches for first: flagged ``sensitive`` in apiCalls. IAM writes are every IAM
+# call but the reads (Get, List, Generate, Simulate).
+SENSITIVE_CALLS = frozenset({
+    "sts:AssumeRole", "secretsmanager:GetSecretValue", "ssm:GetParameter", "ssm:GetParameters",
+    "ssm:GetParametersByPath", "kms:Decrypt", "s3:GetObject", "signin:GetSigninToken",
+})
+IAM_READS = ("Get", "List", "Generate", "Simulate")
 
 # ip → (country code, country name, asn, asn org); the edge passes one in, or None.
 IpEnricher = Callable[[str], tuple[str | None, str | None, int | None, str | None] | None]
@@ -60,7 +71,42 @@ def new_aggregate(call: ApiCall, credential: dict, verdict: Verdict, known: list
     }
     if credential.get("derived_from"):
         aggregate["derived_from"] = credential["derived_from"]
+    aggregate["api_calls"] = {}
+    _count_api_call(aggregate, call)
     return aggregate
+
+
+def _count_api_call(aggregate: dict[str, Any], call: ApiCall) -> None:
+    """api_calls: name → [service, count, first ms, last ms, {error code: count}]."""
+    calls = aggregate.setdefault("api_calls", {})
+    entry = calls.get(call.event_name)
+    if entry is None:
+        if len(calls) >= API_CALLS_KEPT:
+            return
+        entry = calls[call.event_name] = [call.service_name, 0, call.event_time,
+                                          call.event_time, {}]
+    entry[1] += 1
+    entry[2] = min(entry[2], call.event_time)
+    entry[3] = max(entry[3], call.event_time)
+    if call.error_code:
+        entry[4][call.error_code] = entry[4].get(call.error_code, 0) + 1
+
+
+def is_sensitive(service: str, name: str) -> bool:
+    if service == "iam":
+        return not name.startswith(IAM_READS)
+    return f"{service}:{name}" in SENSITIVE_CALLS
+
+
+def api_calls(aggregate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The most frequent calls first (then by name), as GuardDuty's anomaly findings list them."""
+    entries = sorted((aggregate.get("api_calls") or {}).items(),
+                     key=lambda item: (-item[1][1], item[0]))[:API_CALLS_SHOWN]
+    return [{"name": name, "serviceName": service, "count": count,
+             "firstSeen": format_time(first), "lastSeen": format_time(last),
+             "errorCodes": dict(sorted(errors.items())),
+             "sensitive": is_sensitive(service, name)}
+            for name, (service, count, first, last, errors) in entries]
 
 
 def update_aggregate(aggregate: dict[str, Any], call: ApiCall, verdict: Verdict) -> bool:
@@ -83,6 +129,7 @@ def update_aggregate(aggregate: dict[str, Any], call: ApiCall, verdict: Verdict)
     events.append(pair)
     events.sort()
     del events[FIRST_EVENTS_KEPT:]
+    _count_api_call(aggregate, call)
     return True
 
 
@@ -181,7 +228,7 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
             "archived": suppression is not None,
             "resourceRole": "TARGET",
             # Wall-clock time the stream first emitted it: stamped at the edge, never here.
-            "additionalInfo": {"detectedAt": None},
+            "additionalInfo": {"detectedAt": None, "apiCalls": api_calls(aggregate)},
         },
         "evidence": {
             "rule": aggregate["rule"],

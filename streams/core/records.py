@@ -80,6 +80,7 @@ class ApiCall:
     derivation: Derivation | None = None
     # The sharedEventID of a cross-account call: each account's trail has a copy, counted once.
     shared_event_id: str | None = None
+    error_code: str | None = None  # CloudTrail's errorCode: AccessDenied and the like
 
     @property
     def is_derived_session(self) -> bool:
@@ -326,6 +327,7 @@ def _instance_call(record: dict, identity: dict, arn: str,
         vpc_endpoint_account_id=_str(record.get("vpcEndpointAccountId")),
         ec2_role_delivery=str(delivery) if delivery is not None else None,
         invoked_by=_str(identity.get("invokedBy")),
+        error_code=_str(record.get("errorCode")),
     )
 
 
