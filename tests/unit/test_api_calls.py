@@ -69,3 +69,46 @@ def test_the_most_frequent_are_shown_and_the_avro_encoding_keeps_them(tmp_path):
     assert [c["count"] for c in calls] == sorted((c["count"] for c in calls), reverse=True)
     assert calls[0]["name"] == "Describe02"  # of the most frequent (3 each), first by name
     assert decode_finding(encode_finding(finding)) == finding
+
+
+def test_the_summary_line_names_what_the_key_did(tmp_path):
+    from streams.cli.findings import summary
+
+    finding = only_finding(tmp_path, thief_calls([
+        ("secretsmanager:GetSecretValue", "AccessDenied"), ("secretsmanager:GetSecretValue", None),
+        ("sts:GetCallerIdentity", None)]))
+    line = summary(finding)
+    assert ("calls: secretsmanager:GetSecretValue x2 (sensitive, AccessDenied x1), "
+            "sts:GetCallerIdentity x1;") in line
+    assert line.endswith(f"account {finding['accountId']} id {finding['id']}")
+
+
+def test_a_derived_keys_summary_names_the_instance_key_it_came_from():
+    from streams.cli.findings import summary
+
+    golden = ROOT / "tests" / "golden" / "scenario-lineage-two-hops.jsonl"
+    lines = [summary(json.loads(line)) for line in golden.read_text().splitlines()]
+    derived = [line for line in lines if "ASIAHOPTWOSECONDQ7XK used" in line]
+    assert derived and "derived from ASIAHOPTWOQ7XK2MZ5RB in 2 hop(s);" in derived[0]
+
+
+def test_the_backtest_report_lists_what_each_key_did(tmp_path):
+    import subprocess
+
+    mixed = ROOT / "tests" / "fixtures" / "labels" / "mixed"
+    exfilguard = str(Path(sys.executable).with_name("exfilguard"))
+    run = subprocess.run([exfilguard, "backtest", "--labels", str(mixed / "labels.csv"),
+                          "--report", str(tmp_path), str(mixed / "records.jsonl")],
+                         capture_output=True, check=False)
+    assert run.returncode == 0, run.stderr.decode()
+    html = (tmp_path / "report.html").read_text()
+    section = html.split("<h2>What each key did</h2>", 1)[1].split("<h2>", 1)[0]
+    assert 'class="calls"' in section
+    detected = subprocess.run([exfilguard, "detect", str(mixed / "records.jsonl")],
+                              capture_output=True, check=True).stdout.splitlines()
+    assert section.count("<tr>") - 1 == len(detected)  # a row per finding, under the header
+    for line in detected:
+        finding = json.loads(line)
+        assert f"<code>{finding['id']}</code>" in section
+        first = finding["service"]["additionalInfo"]["apiCalls"][0]
+        assert f"{first['serviceName']}:{first['name']} ×{first['count']}" in section
