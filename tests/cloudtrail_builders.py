@@ -346,3 +346,25 @@ def console_login(*, event_id: str, time: str, role: str, session: str, source_i
         additionalEventData={"LoginTo": "https://console.aws.amazon.com/console/home",
                              "MobileVersion": "No", "MFAUsed": "No"})
     return record
+
+
+def run_instances(*, event_id: str, time: str, instance_id: str, private_ip: str,
+                  ipv6: str | None = None, account: str = OWNER,
+                  region: str = REGION) -> dict[str, Any]:
+    """ec2:RunInstances launching one instance, its interface's addresses in the response."""
+    interface: dict[str, Any] = {
+        "networkInterfaceId": "eni-0a1b2c3d4e5f60718", "subnetId": "subnet-0a1b2c3d4e5f6a7b8",
+        "privateIpAddress": private_ip,
+        "privateIpAddressesSet": {"item": [{"privateIpAddress": private_ip, "primary": True}]},
+        "ipv6AddressesSet": {"items": [{"ipv6Address": ipv6}] if ipv6 else []}}
+    return _ec2_record(event_id, time, account, "RunInstances", None, "198.51.100.44",
+                       {"instancesSet": {"items": [{"imageId": "ami-0c101f26f147fa7fd",
+                                                    "minCount": 1, "maxCount": 1}]},
+                        "instanceType": "t3.micro"},
+                       {"requestId": request_id(event_id), "ownerId": account,
+                        "instancesSet": {"items": [{
+                            "instanceId": instance_id, "imageId": "ami-0c101f26f147fa7fd",
+                            "instanceState": {"code": 0, "name": "pending"},
+                            "privateIpAddress": private_ip,
+                            "networkInterfaceSet": {"items": [interface]}}]}},
+                       region)

@@ -359,7 +359,8 @@ class Detector:
         instance_key = f"{owner}/{credential['instance']}"
         instance = self._instance(instance_key)
         learned = self.state.address_to_account.get("ip:" + call.source_ip)
-        known = Addresses(frozenset(instance["addresses"]), learned)
+        known = Addresses(frozenset(instance["addresses"]), learned,
+                          frozenset(instance.get("proven") or ()))
         verdict = classify(call, owner, self.config, self.aws, known)
         if verdict.learn_address and call.source_ip not in instance["addresses"]:
             instance["addresses"].append(call.source_ip)
@@ -483,6 +484,21 @@ class Detector:
                     if network.get("alloc:" + a)]
             for ip in ips:
                 network["ip:" + ip] = account
+            if change.event_name == "AssociateAddress":
+                # An elastic IP associated with a tracked instance is proven its own.
+                for instance_id in change.instance_ids:
+                    instance_key = f"{account}/{instance_id}"
+                    instance = self.state.instance_to_addresses.get(instance_key)
+                    if instance is not None and ips:
+                        self._prove(instance_key, instance, ips)
+            return
+        if change.event_name == "RunInstances":
+            for instance_id, addresses in change.proven:
+                if scope_instance is not None and instance_id != scope_instance:
+                    continue
+                instance_key = f"{account}/{instance_id}"
+                if addresses:
+                    self._prove(instance_key, self._instance(instance_key), list(addresses))
             return
         for instance_id in change.instance_ids:
             if scope_instance is not None and instance_id != scope_instance:
@@ -496,6 +512,11 @@ class Detector:
             self.state.instance_to_addresses[instance_key] = instance
             if change.event_name == "TerminateInstances":
                 self._schedule_retirement(instance_key, instance)
+
+    def _prove(self, instance_key: str, instance: dict, addresses: list[str]) -> None:
+        proven = sorted(set(instance.get("proven") or []) | set(addresses))
+        instance["proven"] = proven[-MAX_INSTANCE_ADDRESSES:]
+        self.state.instance_to_addresses[instance_key] = instance
 
     # -- state upkeep ---------------------------------------------------------------------------
 

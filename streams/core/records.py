@@ -16,7 +16,7 @@ from streams.core.times import BadTime, parse_expiration, parse_time
 
 NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
-    "StartInstances", "StopInstances", "TerminateInstances",
+    "StartInstances", "StopInstances", "TerminateInstances", "RunInstances",
 })
 # Event names that matter whoever calls them: an issuance, or a change of addresses.
 _NAMES_THAT_MATTER = frozenset({b"AssumeRole"} | {name.encode() for name in NETWORK_EVENTS})
@@ -109,6 +109,8 @@ class NetworkChange:
     public_ips: tuple[str, ...]
     allocations: tuple[tuple[str, str], ...]  # (allocation id, public ip)
     allocation_ids: tuple[str, ...]  # referenced, ip unknown here (AssociateAddress)
+    # Addresses CloudTrail proves an instance's (RunInstances: its interfaces' IPv4 and IPv6).
+    proven: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 Event = Issuance | ApiCall | NetworkChange
@@ -398,6 +400,11 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
         allocations = ((found["allocationId"][0], ips[0]),)
     identity = _obj(record.get("userIdentity"))
     account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId")) or ""
+    proven: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if name == "RunInstances":
+        proven = _launched_addresses(record)
+        instances = tuple(instance for instance, _ in proven)
+        ips = ()
     return NetworkChange(
         event_id=_str(record.get("eventID")) or "",
         event_time=event_time_of(record),
@@ -407,4 +414,23 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
         public_ips=ips,
         allocations=allocations,
         allocation_ids=tuple(dict.fromkeys(found["allocationId"])),
+        proven=proven,
     )
+
+
+def _launched_addresses(record: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each launched instance's addresses in the RunInstances response (its interfaces'
+    private IPv4 and IPv6 addresses, a public IPv4 when one is given)."""
+    items = _obj(_obj(record.get("responseElements")).get("instancesSet")).get("items")
+    launched = []
+    for item in items if isinstance(items, list) else []:
+        instance = _str(_obj(item).get("instanceId"))
+        if instance is None or not INSTANCE_ID.match(instance):
+            continue
+        found: dict[str, list] = {"privateIpAddress": [], "ipv6Address": [], "ipAddress": [],
+                                  "publicIp": []}
+        _walk(item, found)
+        addresses = [canonical_source(a) for values in found.values() for a in values
+                     if parse_ip(a) is not None]
+        launched.append((instance.lower(), tuple(sorted(set(addresses)))))
+    return tuple(launched)

@@ -30,6 +30,7 @@ from cloudtrail_builders import (  # noqa: E402
     iam_user_call,
     issuance,
     nat_gateway,
+    run_instances,
     session_call,
     start_instances,
     stop_instances,
@@ -684,6 +685,50 @@ def console_pivot(t: Trail) -> None:
             attributes = record["userIdentity"]["sessionContext"]["attributes"]
             attributes["sessionCredentialFromConsole"] = "true"
             t.lines[-1] = json.dumps(record).encode()
+
+
+# -- addresses proven by CloudTrail --------------------------------------------------------------
+
+
+@scenario
+def proven_eip_thief_first(t: Trail) -> None:
+    k = key("PROVENEIP")
+    issued(t, k)
+    t.add(allocate_address, time=at(1), public_ip="52.45.102.5",
+          allocation_id="eipalloc-0c1c2c3c4c5c6c7c8")
+    t.add(associate_address, time=at(2), allocation_id="eipalloc-0c1c2c3c4c5c6c7c8",
+          instance_id=INSTANCE, association_id="eipassoc-0c1c2c3c4c5c6c7c8")
+    # The key, stolen at boot, is used from the thief's own EC2 box before the instance calls.
+    thief(t, k, OTHER_EC2, [(3, 0), (4, 0)])
+    calls(t, k, "52.45.102.5", [(5, 0), (6, 0)], OWN_APIS)
+
+
+@scenario
+def proven_ipv6_with_nat_ipv4(t: Trail) -> None:
+    t.add(allocate_address, time=at(-10), public_ip="52.45.102.6",
+          allocation_id="eipalloc-0d1d2d3d4d5d6d7d8")
+    t.add(nat_gateway, time=at(-9), allocation_id="eipalloc-0d1d2d3d4d5d6d7d8",
+          nat_gateway_id="nat-0d1d2d3d4d5d6d7d8", subnet_id="subnet-0d1c2d3e4f5a6b7c8",
+          vpc_id="vpc-0abc1234def567890", private_ip="10.0.2.12")
+    t.add(run_instances, time=at(-1), instance_id=INSTANCE, private_ip="10.0.3.17",
+          ipv6="2600:1f18:1234:5600:8c1f:22ab:10e3:7d41")
+    k = key("DUALSTACK")
+    issued(t, k)
+    # IPv4 through the NAT gateway, IPv6 from the instance's own address: one instance.
+    calls(t, k, "52.45.102.6", [(1, 0), (2, 0)], OWN_APIS)
+    calls(t, k, "2600:1f18:1234:5600:8c1f:22ab:10e3:7d41", [(3, 0), (4, 0)], OWN_APIS)
+    thief(t, k, "2600:1f18:4000:ab00::5", [(20, 0)])
+
+
+@scenario
+def key_rotation_keeps_address(t: Trail) -> None:
+    first, second = key("ROTATEONE"), key("ROTATETWO")
+    issued(t, first)
+    calls(t, first, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # IMDS hands out the next key hours later: the instance's learned address carries over.
+    issued(t, second, minutes=300)
+    calls(t, second, OWN_PUBLIC, [(301, 0), (302, 0)], OWN_APIS)
+    thief(t, second, OTHER_EC2, [(310, 0)])
 
 
 def main() -> None:
