@@ -479,7 +479,9 @@ def create_app(loaded: Config) -> faust.App:
         for name, value in (("exfilguard_issuances_total", counters.issuances),
                             ("exfilguard_calls_dropped_not_instance_total",
                              counters.calls_dropped_not_instance),
-                            ("exfilguard_network_changes_total", counters.network_changes)):
+                            ("exfilguard_network_changes_total", counters.network_changes),
+                            ("exfilguard_vpc_endpoint_owner_unknown_total",
+                             counters.calls_endpoint_owner_unknown)):
             metrics.COUNTERS[(name, ())] = value
         gauges = [metrics.Gauge("exfilguard_findings_unsent",
                                 "finding updates held back by finding_update_interval_seconds"

@@ -72,6 +72,7 @@ class Counters:
     network_changes: int = 0
     findings_new: int = 0
     findings_updated: int = 0
+    calls_endpoint_owner_unknown: int = 0  # through an endpoint no owner is known for
 
 
 def _call_to_json(call: ApiCall) -> list:
@@ -360,8 +361,17 @@ class Detector:
         instance = self._instance(instance_key)
         learned = self.state.address_to_account.get("ip:" + call.source_ip)
         known = Addresses(frozenset(instance["addresses"]), learned,
-                          frozenset(instance.get("proven") or ()))
+                          frozenset(instance.get("proven") or ()),
+                          frozenset(instance.get("endpoints") or ()))
         verdict = classify(call, owner, self.config, self.aws, known)
+        if verdict.reason == "vpc-endpoint-owner-unknown":
+            self.counters.calls_endpoint_owner_unknown += 1
+        if (call.vpc_endpoint_id and call.vpc_endpoint_account_id == owner
+                and call.vpc_endpoint_id not in (instance.get("endpoints") or ())):
+            # The owner's endpoint, named so by CloudTrail: learned for the calls that omit it.
+            instance["endpoints"] = [*(instance.get("endpoints") or []),
+                                     call.vpc_endpoint_id][-MAX_INSTANCE_ADDRESSES:]
+            self.state.instance_to_addresses[instance_key] = instance
         if verdict.learn_address and call.source_ip not in instance["addresses"]:
             instance["addresses"].append(call.source_ip)
             del instance["addresses"][:-MAX_INSTANCE_ADDRESSES]

@@ -71,6 +71,8 @@ def new_aggregate(call: ApiCall, credential: dict, verdict: Verdict, known: list
     }
     if credential.get("derived_from"):
         aggregate["derived_from"] = credential["derived_from"]
+    if verdict.reason == "vpc-endpoint-not-the-owners":
+        aggregate["vpc_endpoint"] = call.vpc_endpoint_id
     aggregate["api_calls"] = {}
     _count_api_call(aggregate, call)
     return aggregate
@@ -247,4 +249,7 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
         # each with the event that minted the next key (AssumeRole, or GetSigninToken).
         rendered["evidence"]["derivedFrom"] = [{"accessKeyId": key, "eventId": event_id}
                                                for key, event_id in chain]
+    if aggregate.get("vpc_endpoint"):
+        # Only where the endpoint decided: the endpoint that is none of the owner's.
+        rendered["evidence"]["vpcEndpointId"] = aggregate["vpc_endpoint"]
     return rendered

@@ -731,6 +731,40 @@ def key_rotation_keeps_address(t: Trail) -> None:
     thief(t, second, OTHER_EC2, [(310, 0)])
 
 
+# -- VPC endpoints CloudTrail names no owner for -------------------------------------------------
+
+
+@scenario
+def unknown_endpoint_declared(t: Trail) -> None:
+    k = key("VPCEDECLARED")
+    issued(t, k)
+    # Older records: the endpoint, no vpcEndpointAccountId. The owner's is declared in config.
+    calls(t, k, "10.0.3.17", [(1, 0), (2, 0)], ("secretsmanager:GetSecretValue",),
+          vpc_endpoint_id=OWN_VPCE)
+    # The thief's endpoint, in a VPC whose range overlaps the owner's: the endpoint decides.
+    thief(t, k, "10.0.3.99", [(10, 0), (11, 0)], vpc_endpoint_id=STRANGER_VPCE)
+
+
+@scenario
+def unknown_endpoint_learned(t: Trail) -> None:
+    k = key("VPCELEARNED")
+    issued(t, k)
+    # S3 names the endpoint's owner: the owner's endpoint is learned; STS does not name it.
+    calls(t, k, "10.0.3.17", [(1, 0)], ("s3:GetObject",), vpc_endpoint_id=OWN_VPCE,
+          vpc_endpoint_account_id=OWNER)
+    calls(t, k, "10.0.3.17", [(2, 0)], OWN_APIS, vpc_endpoint_id=OWN_VPCE)
+    thief(t, k, "172.31.20.30", [(10, 0)], vpc_endpoint_id=STRANGER_VPCE)
+
+
+@scenario
+def unknown_endpoint_nothing_known(t: Trail) -> None:
+    k = key("VPCEUNKNOWN")
+    issued(t, k)
+    # Nothing known of the owner's endpoints: today's verdict (none), counted in a metric.
+    calls(t, k, "10.0.3.17", [(1, 0), (2, 0)], OWN_APIS, vpc_endpoint_id=OWN_VPCE)
+    thief(t, k, "10.20.5.9", [(10, 0)], vpc_endpoint_id=STRANGER_VPCE)
+
+
 def main() -> None:
     check_addresses()
     for name, build in SCENARIOS.items():

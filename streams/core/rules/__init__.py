@@ -56,6 +56,8 @@ class Addresses:
     learned_account: str | None  # the account whose CloudTrail shows it holds this address
     # Proven the instance's by CloudTrail (RunInstances, an elastic IP associated with it).
     proven: frozenset[str] = frozenset()
+    # VPC endpoints the instance's calls showed its owner's (vpcEndpointAccountId = owner).
+    endpoints: frozenset[str] = frozenset()
 
 
 class Call:
