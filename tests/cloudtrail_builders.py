@@ -294,3 +294,77 @@ def start_instances(*, event_id: str, time: str, instance_ids: list[str], accoun
                     region: str = REGION) -> dict[str, Any]:
     return _instances_state(event_id, time, "StartInstances", instance_ids, account, region,
                             (80, "stopped"), (0, "pending"))
+
+
+# -- key lineage --------------------------------------------------------------------------------
+
+
+def assume_role_response(*, time: str, child_key: str, role_arn: str,
+                         session: str) -> dict[str, Any]:
+    """``responseElements`` of an sts:AssumeRole that minted ``child_key``."""
+    account, role = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    return {"credentials": {"accessKeyId": child_key, "sessionToken": session_token(child_key),
+                            "expiration": sts_expiration(time, hours=1)},
+            "assumedRoleUser": {"assumedRoleId": f"{role_id(role)}:{session}",
+                                "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}"}}
+
+
+def assume_role(*, event_id: str, time: str, identity: dict[str, Any], source_ip: str,
+                child_key: str, role_arn: str, session: str, user_agent: str = INSTANCE_AGENT,
+                recipient: str | None = None, shared_event_id: str | None = None,
+                region: str = REGION) -> dict[str, Any]:
+    """sts:AssumeRole signed with a session's key; ``recipient`` names the trail's account (a
+    cross-account call is written to both, with one ``sharedEventID``)."""
+    record = api_record(event_id=event_id, time=time, identity=identity, source_ip=source_ip,
+                        api="sts:AssumeRole", user_agent=user_agent,
+                        account=recipient or identity["accountId"], region=region,
+                        request={"roleArn": role_arn, "roleSessionName": session},
+                        response=assume_role_response(time=time, child_key=child_key,
+                                                      role_arn=role_arn, session=session))
+    record["resources"] = [{"accountId": role_arn.split(":")[4], "type": "AWS::IAM::Role",
+                            "ARN": role_arn}]
+    if shared_event_id is not None:
+        record["sharedEventID"] = shared_event_id
+    return record
+
+
+def console_login(*, event_id: str, time: str, role: str, session: str, source_ip: str,
+                  account: str = OWNER, user_agent: str = CONSOLE_AGENT) -> dict[str, Any]:
+    """signin ConsoleLogin of a federated role session (aws_consoler's sign-in URL): no key."""
+    record = _base(event_id, time, account, REGION)
+    record.update(
+        userIdentity={"type": "AssumedRole", "principalId": f"{role_id(role)}:{session}",
+                      "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
+                      "accountId": account,
+                      "sessionContext": {"sessionIssuer": {
+                          "type": "Role", "principalId": role_id(role),
+                          "arn": f"arn:aws:iam::{account}:role/{role}", "accountId": account,
+                          "userName": role}, "attributes": {"mfaAuthenticated": "false"}}},
+        eventSource="signin.amazonaws.com", eventName="ConsoleLogin", sourceIPAddress=source_ip,
+        userAgent=user_agent, readOnly=False, eventType="AwsConsoleSignIn",
+        responseElements={"ConsoleLogin": "Success"},
+        additionalEventData={"LoginTo": "https://console.aws.amazon.com/console/home",
+                             "MobileVersion": "No", "MFAUsed": "No"})
+    return record
+
+
+def run_instances(*, event_id: str, time: str, instance_id: str, private_ip: str,
+                  ipv6: str | None = None, account: str = OWNER,
+                  region: str = REGION) -> dict[str, Any]:
+    """ec2:RunInstances launching one instance, its interface's addresses in the response."""
+    interface: dict[str, Any] = {
+        "networkInterfaceId": "eni-0a1b2c3d4e5f60718", "subnetId": "subnet-0a1b2c3d4e5f6a7b8",
+        "privateIpAddress": private_ip,
+        "privateIpAddressesSet": {"item": [{"privateIpAddress": private_ip, "primary": True}]},
+        "ipv6AddressesSet": {"items": [{"ipv6Address": ipv6}] if ipv6 else []}}
+    return _ec2_record(event_id, time, account, "RunInstances", None, "198.51.100.44",
+                       {"instancesSet": {"items": [{"imageId": "ami-0c101f26f147fa7fd",
+                                                    "minCount": 1, "maxCount": 1}]},
+                        "instanceType": "t3.micro"},
+                       {"requestId": request_id(event_id), "ownerId": account,
+                        "instancesSet": {"items": [{
+                            "instanceId": instance_id, "imageId": "ami-0c101f26f147fa7fd",
+                            "instanceState": {"code": 0, "name": "pending"},
+                            "privateIpAddress": private_ip,
+                            "networkInterfaceSet": {"items": [interface]}}]}},
+                       region)

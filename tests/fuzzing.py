@@ -222,7 +222,7 @@ class Harness:
         """``exfilguard detect`` over one file: split, decode, judge, render, print."""
         for item in split_document(payload, "fuzz"):
             try:
-                event = event_of(item)
+                event, _ = event_of(item)
             except MalformedRecord:
                 continue
             if event is not None:

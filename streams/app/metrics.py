@@ -24,11 +24,19 @@ HELP = {
     "exfilguard_calls_dropped_not_instance_total": "calls that waited for an issuance and were "
                                                    "not instance credentials",
     "exfilguard_network_changes_total": "address changes (elastic IPs, NAT gateways) applied",
+    "exfilguard_vpc_endpoint_owner_unknown_total": "calls through a VPC endpoint CloudTrail names "
+                                                   "no owner for, with none of the owner's "
+                                                   "endpoints known (no finding possible)",
+    "exfilguard_derived_records_rekeyed_total": "records of derived keys (key lineage) sent to "
+                                                "their instance's partition",
+    "exfilguard_derived_records_dropped_total": "records of a pending derived key not kept: "
+                                                "max_pending_per_key already waiting",
 }
 # Counters shown at 0 before their first increment, so a dashboard has a series from the start.
 UNLABELLED = ("exfilguard_records_total", "exfilguard_records_relevant_total",
               "exfilguard_calls_judged_total", "exfilguard_issuances_total",
-              "exfilguard_calls_dropped_not_instance_total", "exfilguard_network_changes_total")
+              "exfilguard_calls_dropped_not_instance_total", "exfilguard_network_changes_total",
+              "exfilguard_vpc_endpoint_owner_unknown_total")
 
 
 def inc(name: str, by: int = 1, **labels: str) -> None:

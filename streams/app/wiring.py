@@ -4,6 +4,7 @@ the co-partitioned tables through the core; bad records go to the dead-letter to
 
 from __future__ import annotations
 
+import base64
 import logging
 import ssl
 import time
@@ -21,7 +22,16 @@ from streams.app.restore import bulk_restoring_tables
 from streams.aws.ipranges import load_aws_ranges, snapshot_age_seconds
 from streams.config.loader import Config
 from streams.core.detector import Detector, DetectorState
-from streams.core.records import ApiCall, Issuance, MalformedRecord, decode, decode_record
+from streams.core.records import (
+    ApiCall,
+    Issuance,
+    MalformedRecord,
+    decode,
+    decode_record,
+    minted_key,
+    signing_keys,
+    unwrap,
+)
 from streams.core.times import format_time
 from streams.geo import enricher_for
 from streams.kafka.batches import (
@@ -32,11 +42,21 @@ from streams.kafka.batches import (
     records_of,
 )
 from streams.kafka.codec import FindingCodec, finding_codec
-from streams.kafka.routing import copies_on, counted_here, route_of_event
+from streams.kafka.routing import (
+    copies_on,
+    counted_here,
+    partition_for,
+    route_of_event,
+)
 from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger("exfilguard.worker")
 MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
+# Key lineage on the wire: a record signed with a derived key goes to its instance's partition
+# with DERIVED naming the key; RESOLVED tells a minted key's partition whose key it is (the
+# instance id, empty for none), known on the partition of the key that signed its AssumeRole.
+DERIVED_HEADER = "exfilguard-derived-key"
+RESOLVED_HEADER = "exfilguard-lineage-resolved"
 
 
 TABLES = {
@@ -47,6 +67,12 @@ TABLES = {
     "pending_calls": "access key → calls waiting for their issuance",
     "partition_clock": "event-time watermark and indexes, per partition",
     "offending_event_ids": "event id → seen, so an offending call counts once",
+}
+# Not the core's: which instance (or parent key) each minted key belongs to, on the partition
+# of that key, written in order from the AssumeRole's copy under the key it minted.
+LINEAGE_TABLES = {
+    "key_lineage": "minted key → its instance id, pending (its signer), or untracked",
+    "lineage_parked": "pending minted key → its records waiting for the key to be resolved",
 }
 
 
@@ -150,6 +176,7 @@ def create_app(loaded: Config) -> faust.App:
     state = DetectorState(**{name: table(name, help_text) for name, help_text in TABLES.items()})
     # Wall-clock, outside the core: when this job first emitted each finding (epoch ms).
     first_emitted = table("finding_first_emitted", "finding id → wall-clock ms first emitted")
+    key_lineage, lineage_parked = (table(name, text) for name, text in LINEAGE_TABLES.items())
     aws = load_aws_ranges(detection)
     ranges_age = snapshot_age_seconds(aws.create_date)
     if ranges_age is not None and ranges_age > kafka.ip_ranges_warn_days * 86400:
@@ -182,7 +209,7 @@ def create_app(loaded: Config) -> faust.App:
             first = int(time.time() * 1000)
             if in_event:  # a table is written only while a record is being processed
                 first_emitted[finding_id] = first
-        rendered["service"]["additionalInfo"] = {"detectedAt": format_time(first)}
+        rendered["service"]["additionalInfo"]["detectedAt"] = format_time(first)
         return rendered
 
     sink = FindingsTopic(findings_topic, codec)
@@ -223,12 +250,90 @@ def create_app(loaded: Config) -> faust.App:
                                 value=value if value is not None else message.value or b"",
                                 headers=headers)
 
+    def lineage_of(key: str) -> dict | None:
+        return key_lineage.get(key) if key.startswith("ASIA") else None
+
+    async def resolve(child: str, instance: str | None) -> None:
+        """Tell the partition of a minted key whose it is (an instance id, or None: no one's
+        we track); its records parked there meanwhile go on."""
+        target = child.encode()
+        await instance_events.send(key=target, value=b"", partition=partition_for(
+            target, partitions), headers=[(RESOLVED_HEADER, (instance or "").encode())])
+
+    async def signed_by(key: str, entry: dict, raw: bytes, child: str | None) -> None:
+        """A record signed with a minted ``key`` whose lineage is ``entry``: to its instance's
+        partition, parked while pending; a key it mints is resolved as its signer is."""
+        if "pending" in entry:
+            parked = lineage_parked.get(key) or []
+            if len(parked) < detection.max_pending_per_key:
+                parked.append([base64.b64encode(raw).decode(), child])
+                lineage_parked[key] = parked
+            else:
+                metrics.inc("exfilguard_derived_records_dropped_total")
+            return
+        instance = entry.get("instance")
+        if instance is not None:
+            metrics.inc("exfilguard_derived_records_rekeyed_total")
+            target = instance.encode()
+            await instance_events.send(key=target, value=raw, headers=[
+                (DERIVED_HEADER, key.encode())], partition=partition_for(target, partitions))
+        if child is not None and child != key:
+            await resolve(child, instance)
+
+    async def on_resolved(child: str, instance: str | None) -> None:
+        entry = key_lineage.get(child)
+        if entry is not None and "pending" not in entry:
+            return  # resolved already (a redelivery)
+        entry = {"instance": instance} if instance else {"untracked": True}
+        key_lineage[child] = entry
+        parked = lineage_parked.get(child)
+        if parked:
+            del lineage_parked[child]
+            for raw, minted in parked:
+                await signed_by(child, entry, base64.b64decode(raw), minted)
+
+    async def follow_lineage(event: EventT, raw: bytes, record: Any, batched: bool) -> bool:
+        """A record no instance session signed: learn the key an AssumeRole minted (its copy
+        under that key), or pass on a minted key's record. True when it was one of them."""
+        if record is None:  # skipped undecoded: one lookup of each key it names
+            for key in signing_keys(raw):
+                entry = lineage_of(key.decode(errors="replace"))
+                if entry is not None:
+                    await signed_by(key.decode(), entry, raw, None)
+                    return True
+            return False
+        record = unwrap(record)
+        identity = record.get("userIdentity") if isinstance(record, dict) else None
+        signer = identity.get("accessKeyId") if isinstance(identity, dict) else None
+        if not isinstance(signer, str):
+            return False
+        child = minted_key(record)
+        copies = ([key for key, _ in copies_on(route_of_event(None, record),
+                                               event.message.partition, partitions)]
+                  if batched else [event.key])
+        followed = False
+        for key in copies:
+            if child is not None and key == child.encode():
+                # Whether the signer's key is an instance's is known on its own partition,
+                # which resolves it; the child's records wait here till then.
+                if child not in key_lineage:
+                    key_lineage[child] = {"pending": signer}
+                followed = True
+            elif (entry := lineage_of(signer)) is not None:
+                await signed_by(signer, entry, raw, child)
+                followed = True
+            elif child is not None:
+                await resolve(child, None)  # signed with a key no instance minted
+                followed = True
+        return followed
+
     async def track(event: EventT, raw: bytes, batched: bool) -> None:
         """One record: an issuance is recorded at once; what concerns instances goes on to the
         second agent, on this partition, as the copies one-per-record forwarding makes."""
         parsed, record = decode_record(raw)
         if parsed is None:
-            metrics.inc("exfilguard_records_total")
+            if not await follow_lineage(event, raw, record, batched):
+                metrics.inc("exfilguard_records_total")
             return
         partition = event.message.partition
         route = route_of_event(parsed, record)
@@ -246,7 +351,13 @@ def create_app(loaded: Config) -> faust.App:
             copies = [(event.key, is_network_only(event.headers))]
         if isinstance(parsed, Issuance):
             detector.track_issuance(parsed)
+        minted = (parsed.derivation.child_key if isinstance(parsed, ApiCall)
+                  and parsed.derivation is not None else None)
         for key, network_only in copies:
+            if minted is not None and key == minted.encode():
+                # The copy under the key an instance session minted: its calls come here.
+                await on_resolved(minted, parsed.instance_id)
+                continue
             await instance_events.send(key=key, value=raw, partition=partition,
                                        headers=NETWORK_ONLY if network_only else None)
 
@@ -288,7 +399,17 @@ def create_app(loaded: Config) -> faust.App:
         the findings it changes; issuances and address changes update the tables on the way."""
         async for event in stream.events():
             try:
-                parsed = decode(bytes(event.value))
+                headers = dict(event.headers or {})
+                if RESOLVED_HEADER in headers:
+                    instance = bytes(headers[RESOLVED_HEADER]).decode() or None
+                    await on_resolved(event.key.decode(), instance)
+                    progress.finished(event.message.topic, event.message.partition,
+                                      event.message.offset)
+                    continue
+                derived_key = headers.get(DERIVED_HEADER)
+                derived = (frozenset({bytes(derived_key).decode()}) if derived_key is not None
+                           else frozenset())
+                parsed = decode(bytes(event.value), derived)
                 scope = event.key.decode() if isinstance(event.key, bytes) else None
                 if isinstance(parsed, ApiCall):
                     metrics.inc("exfilguard_calls_judged_total")
@@ -379,7 +500,9 @@ def create_app(loaded: Config) -> faust.App:
         for name, value in (("exfilguard_issuances_total", counters.issuances),
                             ("exfilguard_calls_dropped_not_instance_total",
                              counters.calls_dropped_not_instance),
-                            ("exfilguard_network_changes_total", counters.network_changes)):
+                            ("exfilguard_network_changes_total", counters.network_changes),
+                            ("exfilguard_vpc_endpoint_owner_unknown_total",
+                             counters.calls_endpoint_owner_unknown)):
             metrics.COUNTERS[(name, ())] = value
         gauges = [metrics.Gauge("exfilguard_findings_unsent",
                                 "finding updates held back by finding_update_interval_seconds"

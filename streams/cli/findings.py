@@ -59,8 +59,37 @@ def summary(finding: dict) -> str:
             f"{finding['resource']['instanceDetails']['instanceId']} key "
             f"{finding['resource']['accessKeyDetails']['accessKeyId']} used from {remote}, "
             f"{finding['service']['count']} call(s) {finding['service']['eventFirstSeen']} .. "
-            f"{finding['service']['eventLastSeen']} [{finding['evidence']['rule']}] "
+            f"{finding['service']['eventLastSeen']} [{finding['evidence']['rule']}]"
+            f"{_lineage(finding)}{_calls(finding)} "
             f"account {finding['accountId']} id {finding['id']}")
+
+
+SUMMARY_CALLS = 5  # the most frequent calls a summary line names
+
+
+def _calls(finding: dict) -> str:
+    """`` calls: s3:GetObject x4 (sensitive), ...``: what the key did, the most frequent first."""
+    calls = (finding["service"].get("additionalInfo") or {}).get("apiCalls") or []
+    if not calls:
+        return ""
+    named = []
+    for call in calls[:SUMMARY_CALLS]:
+        notes = (["sensitive"] if call["sensitive"] else []) + [
+            f"{code} x{count}" for code, count in call["errorCodes"].items()]
+        named.append(f"{call['serviceName']}:{call['name']} x{call['count']}"
+                     + (f" ({', '.join(notes)})" if notes else ""))
+    more = len(calls) - SUMMARY_CALLS
+    sensitive = sum(1 for call in calls[SUMMARY_CALLS:] if call["sensitive"])
+    if more > 0:
+        named.append(f"{more} more" + (f", {sensitive} of them sensitive" if sensitive else ""))
+    return " calls: " + ", ".join(named) + ";"
+
+
+def _lineage(finding: dict) -> str:
+    chain = finding["evidence"].get("derivedFrom")
+    if not chain:
+        return ""
+    return f" derived from {chain[-1]['accessKeyId']} in {len(chain)} hop(s);"
 
 
 def render_line(finding: dict, as_summary: bool, shape: str = "guardduty") -> bytes:

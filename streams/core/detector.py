@@ -5,17 +5,24 @@ whose key has not been seen issued wait, bounded, for the late-arrival grace of 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
 from streams.core.findings import IpEnricher, new_aggregate, render, update_aggregate
-from streams.core.records import ApiCall, Event, Issuance, NetworkChange
+from streams.core.records import ApiCall, Derivation, Event, Issuance, NetworkChange
 from streams.core.rules import Addresses, classify
 from streams.core.settings import DetectionConfig
 from streams.core.times import MS_PER_S
 
 MAX_INSTANCE_ADDRESSES = 16  # learned per instance; the oldest goes first
+# Key lineage: a key minted with an instance's key (or one derived from it) is the instance's
+# too, up to this many AssumeRole hops from the instance key; raise it for deeper role chains.
+MAX_DERIVATION_DEPTH = 8
+# A console session opened with an instance's key (GetSigninToken, then ConsoleLogin) lasts at
+# most 12 hours (the sign-in token's federation ceiling); its keys are derived keys meanwhile.
+CONSOLE_SESSION_MS = 12 * 3600 * 1000
+SIGNIN = "signin.amazonaws.com"
 WATERMARK = "watermark"
 # When each instance's oldest waiting call is due, in buckets of a second of due time (clock
 # keys PENDING_DUE + second, and the list of seconds held): an instance's calls moving touch
@@ -65,17 +72,25 @@ class Counters:
     network_changes: int = 0
     findings_new: int = 0
     findings_updated: int = 0
+    calls_endpoint_owner_unknown: int = 0  # through an endpoint no owner is known for
 
 
 def _call_to_json(call: ApiCall) -> list:
-    return [getattr(call, name) for name in ApiCall.__slots__]
+    values = [getattr(call, name) for name in ApiCall.__slots__]
+    if call.derivation is not None:  # a table holds JSON: the derivation as its field values
+        values[_DERIVATION] = list(astuple(call.derivation))
+    return values
 
 
 def _call_from_json(values: list) -> ApiCall:
-    return ApiCall(*values)
+    call = ApiCall(*values)  # values written before a field was added take its default
+    if isinstance(call.derivation, list):
+        call = replace(call, derivation=Derivation(*call.derivation))
+    return call
 
 
 _ID = ApiCall.__slots__.index("event_id")
+_DERIVATION = ApiCall.__slots__.index("derivation")
 _TIME = ApiCall.__slots__.index("event_time")
 
 
@@ -159,6 +174,7 @@ class Detector:
         self.state = state if state is not None else DetectorState()
         self.enrich = enrich
         self.counters = Counters()
+        self._newly_derived: list[str] = []  # child keys whose waiting calls can go now
         self._grace_ms = config.late_arrival_grace_seconds * MS_PER_S
         self._keep_ms = config.credential_grace_seconds * MS_PER_S
         # Findings forgotten with their key (expired, grace passed): still findings. Offline
@@ -174,7 +190,11 @@ class Detector:
         (the stream hands each instance's copy to the partition that owns it).
         """
         changed: list[str] = []
-        watermark = max(self.state.partition_clock.get(WATERMARK, 0), event.event_time)
+        watermark = self.state.partition_clock.get(WATERMARK, 0)
+        if not (isinstance(event, ApiCall) and event.is_derived_session):
+            # A derived key's call comes to its instance's partition from another one, out of
+            # the partition's order: event time there is told by the instance's own records.
+            watermark = max(watermark, event.event_time)
         if watermark != self.state.partition_clock.get(WATERMARK):
             self.state.partition_clock[WATERMARK] = watermark
             # Calls that have waited long enough are judged before the event that ends their
@@ -189,12 +209,14 @@ class Detector:
             self._on_issuance(event, changed)
         elif isinstance(event, NetworkChange):
             self._on_network_change(event, scope_instance)
+        self._drain_derived(self.state.partition_clock.get(WATERMARK, 0), changed)
         return _unique(changed)
 
     def flush(self) -> list[str]:
         """Judge every pending call now: the end of an offline input."""
         changed: list[str] = []
         self._release_due(None, changed)
+        self._drain_derived(None, changed)
         return _unique(changed)
 
     def render(self, finding_id: str) -> dict[str, Any]:
@@ -243,7 +265,10 @@ class Detector:
         if call.network is not None:
             self._on_network_change(call.network, call.instance_id)
             call = replace(call, network=None)
-        instance_key = f"{call.account_id}/{call.instance_id}"
+        if not call.access_key_id:
+            self._on_console_login(call)
+            return
+        instance_key = _queue_key(call)
         queue = self.state.pending_calls.get(instance_key)
         if not queue:
             credential = self.state.instance_credentials.get(call.access_key_id)
@@ -306,9 +331,15 @@ class Detector:
         index.save()
 
     def _judge_unissued(self, call: ApiCall, changed: list[str]) -> None:
-        """No issuance seen: only the delivery marker makes a session instance credentials."""
-        if call.ec2_role_delivery is None:
-            self.counters.calls_dropped_not_instance += 1
+        """No issuance seen: only the delivery marker makes a session instance credentials, or
+        an open console session of the instance's key makes it a console key (derived)."""
+        if call.ec2_role_delivery is None or call.is_derived_session:
+            credential = self._console_credential(call)
+            if credential is None:
+                self.counters.calls_dropped_not_instance += 1
+                return
+            self.state.instance_credentials[call.access_key_id] = credential
+            self._judge(call, credential, changed)
             return
         credential = {
             "account": call.account_id,
@@ -335,18 +366,34 @@ class Detector:
         instance_key = f"{owner}/{credential['instance']}"
         instance = self._instance(instance_key)
         learned = self.state.address_to_account.get("ip:" + call.source_ip)
-        known = Addresses(frozenset(instance["addresses"]), learned)
+        known = Addresses(frozenset(instance["addresses"]), learned,
+                          frozenset(instance.get("proven") or ()),
+                          frozenset(instance.get("endpoints") or ()))
         verdict = classify(call, owner, self.config, self.aws, known)
+        if verdict.reason == "vpc-endpoint-owner-unknown":
+            self.counters.calls_endpoint_owner_unknown += 1
+        if (call.vpc_endpoint_id and call.vpc_endpoint_account_id == owner
+                and call.vpc_endpoint_id not in (instance.get("endpoints") or ())):
+            # The owner's endpoint, named so by CloudTrail: learned for the calls that omit it.
+            instance["endpoints"] = [*(instance.get("endpoints") or []),
+                                     call.vpc_endpoint_id][-MAX_INSTANCE_ADDRESSES:]
+            self.state.instance_to_addresses[instance_key] = instance
         if verdict.learn_address and call.source_ip not in instance["addresses"]:
             instance["addresses"].append(call.source_ip)
             del instance["addresses"][:-MAX_INSTANCE_ADDRESSES]
             self.state.instance_to_addresses[instance_key] = instance
+        # Lineage whatever the verdict: a benign chain still binds the child key.
+        if call.derivation is not None:
+            self._derive(call, credential, instance_key, instance)
+        elif call.event_source == SIGNIN and call.event_name == "GetSigninToken":
+            self._arm_console(call, credential, instance_key, instance)
         if not verdict.is_finding:
             return
         if call.event_id:
             # CloudTrail delivers some records twice, and a restarted worker sees again what it
-            # had not committed: an offending call counts once.
-            if call.event_id in self.state.offending_event_ids:
+            # had not committed: an offending call counts once (a cross-account call's copies,
+            # one per account's trail, share one sharedEventID).
+            if call.dedupe_id in self.state.offending_event_ids:
                 return
             self._remember_offending_id(call, credential)
         watermark = self.state.partition_clock.get(WATERMARK, call.event_time)
@@ -370,6 +417,81 @@ class Detector:
             self.counters.findings_updated += 1
             changed.append(aggregate["id"])
 
+    # -- key lineage ----------------------------------------------------------------------------
+
+    def _derive(self, call: ApiCall, parent: dict, instance_key: str, instance: dict) -> None:
+        """Bind the key an AssumeRole minted to the signer's instance, with its chain."""
+        derivation = call.derivation
+        chain = [[call.access_key_id, call.event_id], *(parent.get("derived_from") or [])]
+        if len(chain) > MAX_DERIVATION_DEPTH or derivation.child_key == call.access_key_id:
+            return
+        if derivation.child_key in self.state.instance_credentials:
+            return  # the other account's copy of the same AssumeRole, or a redelivery
+        role = derivation.role_arn.rsplit("/", 1)[-1] if derivation.role_arn else None
+        self.state.instance_credentials[derivation.child_key] = {
+            "account": parent["account"],
+            "instance": parent["instance"],
+            "role": role,
+            "expiration": derivation.expiration,
+            "issuance": {"event_id": call.event_id, "time": call.event_time},
+            "delivery": None,
+            "derived_from": chain,
+        }
+        expiration = derivation.expiration or call.event_time + INSTANCE_CREDENTIAL_MAX_MS
+        instance["keys"][derivation.child_key] = expiration
+        self.state.instance_to_addresses[instance_key] = instance
+        self._newly_derived.append(derivation.child_key)
+
+    def _drain_derived(self, watermark: int | None, changed: list[str]) -> None:
+        """Judge the calls a newly derived key made before its AssumeRole was judged."""
+        while self._newly_derived:
+            child = self._newly_derived.pop(0)
+            if self.state.pending_calls.get(f"key/{child}"):
+                self._drain(f"key/{child}", watermark, changed)
+
+    def _arm_console(self, call: ApiCall, credential: dict, instance_key: str,
+                     instance: dict) -> None:
+        """GetSigninToken with a tracked key: a ConsoleLogin under its session may follow."""
+        if not call.instance_id:
+            return  # decided: console pivots are followed from instance sessions only
+        chain = [[call.access_key_id, call.event_id], *(credential.get("derived_from") or [])]
+        instance.setdefault("console", {})[call.role_name] = {
+            "chain": chain, "signin_ms": call.event_time, "login": None}
+        self.state.instance_to_addresses[instance_key] = instance
+
+    def _on_console_login(self, call: ApiCall) -> None:
+        instance_key = f"{call.account_id}/{call.instance_id}"
+        instance = self.state.instance_to_addresses.get(instance_key)
+        if instance is None or call.event_source != SIGNIN:
+            return
+        session = (instance.get("console") or {}).get(call.role_name)
+        if session is None or session["login"] is not None:
+            return
+        if not session["signin_ms"] <= call.event_time <= session["signin_ms"] + CONSOLE_SESSION_MS:
+            return
+        session["login"] = [call.event_id, call.event_time]
+        self.state.instance_to_addresses[instance_key] = instance
+
+    def _console_credential(self, call: ApiCall) -> dict | None:
+        """A key the console session of an instance's key signs with: derived from that key."""
+        if not call.instance_id:
+            return None
+        instance_key = f"{call.account_id}/{call.instance_id}"
+        instance = self.state.instance_to_addresses.get(instance_key)
+        session = ((instance or {}).get("console") or {}).get(call.role_name)
+        if session is None or session["login"] is None:
+            return None
+        login_id, login_ms = session["login"]
+        if not login_ms <= call.event_time <= login_ms + CONSOLE_SESSION_MS:
+            return None
+        instance["keys"][call.access_key_id] = login_ms + CONSOLE_SESSION_MS
+        self.state.instance_to_addresses[instance_key] = instance
+        # The chain names the key that asked for the sign-in token, with that event's id.
+        return {"account": call.account_id, "instance": call.instance_id,
+                "role": call.role_name, "expiration": login_ms + CONSOLE_SESSION_MS,
+                "issuance": {"event_id": login_id, "time": login_ms},
+                "delivery": None, "derived_from": session["chain"]}
+
     # -- network changes ------------------------------------------------------------------------
 
     def _on_network_change(self, change: NetworkChange, scope_instance: str | None) -> None:
@@ -384,6 +506,21 @@ class Detector:
                     if network.get("alloc:" + a)]
             for ip in ips:
                 network["ip:" + ip] = account
+            if change.event_name == "AssociateAddress":
+                # An elastic IP associated with a tracked instance is proven its own.
+                for instance_id in change.instance_ids:
+                    instance_key = f"{account}/{instance_id}"
+                    instance = self.state.instance_to_addresses.get(instance_key)
+                    if instance is not None and ips:
+                        self._prove(instance_key, instance, ips)
+            return
+        if change.event_name == "RunInstances":
+            for instance_id, addresses in change.proven:
+                if scope_instance is not None and instance_id != scope_instance:
+                    continue
+                instance_key = f"{account}/{instance_id}"
+                if addresses:
+                    self._prove(instance_key, self._instance(instance_key), list(addresses))
             return
         for instance_id in change.instance_ids:
             if scope_instance is not None and instance_id != scope_instance:
@@ -397,6 +534,11 @@ class Detector:
             self.state.instance_to_addresses[instance_key] = instance
             if change.event_name == "TerminateInstances":
                 self._schedule_retirement(instance_key, instance)
+
+    def _prove(self, instance_key: str, instance: dict, addresses: list[str]) -> None:
+        proven = sorted(set(instance.get("proven") or []) | set(addresses))
+        instance["proven"] = proven[-MAX_INSTANCE_ADDRESSES:]
+        self.state.instance_to_addresses[instance_key] = instance
 
     # -- state upkeep ---------------------------------------------------------------------------
 
@@ -457,11 +599,11 @@ class Detector:
     def _remember_offending_id(self, call: ApiCall, credential: dict) -> None:
         expiry = credential.get("expiration") or call.event_time + INSTANCE_CREDENTIAL_MAX_MS
         forget_at = max(expiry, call.event_time) + OFFENDING_ID_KEPT_MS
-        self.state.offending_event_ids[call.event_id] = forget_at
+        self.state.offending_event_ids[call.dedupe_id] = forget_at
         span = self.state.partition_clock.get(SEEN_SPAN) or [0, 0, 0]
         key = f"{SEEN_LOG}{span[1]}"
         chunk = self.state.partition_clock.get(key) or []
-        chunk.append([call.event_id, forget_at])
+        chunk.append([call.dedupe_id, forget_at])
         self.state.partition_clock[key] = chunk
         if len(chunk) >= SEEN_CHUNK:  # full: the next id starts a new chunk
             self.state.partition_clock[SEEN_SPAN] = [span[0], span[1] + 1, span[2]]
@@ -504,6 +646,13 @@ def _credential(issuance: Issuance) -> dict[str, Any]:
         "issuance": {"event_id": issuance.event_id, "time": issuance.event_time},
         "delivery": None,
     }
+
+
+def _queue_key(call: ApiCall) -> str:
+    """Calls wait per instance; a derived session's, whose instance is not yet known, per key."""
+    if call.is_derived_session:
+        return f"key/{call.access_key_id}"
+    return f"{call.account_id}/{call.instance_id}"
 
 
 def _unique(ids: list[str]) -> list[str]:

@@ -18,6 +18,17 @@ from streams.core.times import format_time
 
 SCHEMA_VERSION = "2.0"
 FIRST_EVENTS_KEPT = 5  # evidence: the earliest offending events, by (time, event id)
+# service.additionalInfo.apiCalls: the calls made with the key from the remote address, by
+# name; this many shown (the most frequent), at most API_CALLS_KEPT names counted per finding.
+API_CALLS_SHOWN = 20
+API_CALLS_KEPT = 64
+# What a thief reaches for first: flagged ``sensitive`` in apiCalls. IAM writes are every IAM
+# call but the reads (Get, List, Generate, Simulate).
+SENSITIVE_CALLS = frozenset({
+    "sts:AssumeRole", "secretsmanager:GetSecretValue", "ssm:GetParameter", "ssm:GetParameters",
+    "ssm:GetParametersByPath", "kms:Decrypt", "s3:GetObject", "signin:GetSigninToken",
+})
+IAM_READS = ("Get", "List", "Generate", "Simulate")
 
 # ip → (country code, country name, asn, asn org); the edge passes one in, or None.
 IpEnricher = Callable[[str], tuple[str | None, str | None, int | None, str | None] | None]
@@ -32,7 +43,7 @@ def new_aggregate(call: ApiCall, credential: dict, verdict: Verdict, known: list
                   detected_at: int) -> dict[str, Any]:
     remote = verdict.remote_account or call.source_ip
     fid = finding_id(verdict.finding_type or "", call.access_key_id, remote)
-    return {
+    aggregate = {
         "id": fid,
         "type": verdict.finding_type,
         "severity": int(verdict.severity or 0),
@@ -58,6 +69,46 @@ def new_aggregate(call: ApiCall, credential: dict, verdict: Verdict, known: list
         "known_addresses": sorted(known),
         "detected_at": detected_at,
     }
+    if credential.get("derived_from"):
+        aggregate["derived_from"] = credential["derived_from"]
+    if verdict.reason == "vpc-endpoint-not-the-owners":
+        aggregate["vpc_endpoint"] = call.vpc_endpoint_id
+    aggregate["api_calls"] = {}
+    _count_api_call(aggregate, call)
+    return aggregate
+
+
+def _count_api_call(aggregate: dict[str, Any], call: ApiCall) -> None:
+    """api_calls: name → [service, count, first ms, last ms, {error code: count}]."""
+    calls = aggregate.setdefault("api_calls", {})
+    entry = calls.get(call.event_name)
+    if entry is None:
+        if len(calls) >= API_CALLS_KEPT:
+            return
+        entry = calls[call.event_name] = [call.service_name, 0, call.event_time,
+                                          call.event_time, {}]
+    entry[1] += 1
+    entry[2] = min(entry[2], call.event_time)
+    entry[3] = max(entry[3], call.event_time)
+    if call.error_code:
+        entry[4][call.error_code] = entry[4].get(call.error_code, 0) + 1
+
+
+def is_sensitive(service: str, name: str) -> bool:
+    if service == "iam":
+        return not name.startswith(IAM_READS)
+    return f"{service}:{name}" in SENSITIVE_CALLS
+
+
+def api_calls(aggregate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The most frequent calls first (then by name), as GuardDuty's anomaly findings list them."""
+    entries = sorted((aggregate.get("api_calls") or {}).items(),
+                     key=lambda item: (-item[1][1], item[0]))[:API_CALLS_SHOWN]
+    return [{"name": name, "serviceName": service, "count": count,
+             "firstSeen": format_time(first), "lastSeen": format_time(last),
+             "errorCodes": dict(sorted(errors.items())),
+             "sensitive": is_sensitive(service, name)}
+            for name, (service, count, first, last, errors) in entries]
 
 
 def update_aggregate(aggregate: dict[str, Any], call: ApiCall, verdict: Verdict) -> bool:
@@ -80,6 +131,7 @@ def update_aggregate(aggregate: dict[str, Any], call: ApiCall, verdict: Verdict)
     events.append(pair)
     events.sort()
     del events[FIRST_EVENTS_KEPT:]
+    _count_api_call(aggregate, call)
     return True
 
 
@@ -127,15 +179,20 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
     instance = aggregate["instance"]
     where = (f"the remote account {aggregate['remote_account']}" if remote_account
              else f"the address {remote_ip}")
-    return {
+    chain = aggregate.get("derived_from")
+    made = (f"Credentials created exclusively for the EC2 instance {instance} through its "
+            f"instance role {aggregate['role']}")
+    if chain:
+        made = (f"Credentials of the role {aggregate['role']}, minted with the EC2 instance "
+                f"{instance}'s credentials ({len(chain)} hop(s) from its instance key),")
+    rendered = {
         "schemaVersion": SCHEMA_VERSION,
         "id": aggregate["id"],
         "type": finding_type,
         "severity": aggregate["severity"],
         "title": TYPES[finding_type].title.format(instance=instance),
         "description": (
-            f"Credentials created exclusively for the EC2 instance {instance} through its "
-            f"instance role {aggregate['role']} were used from {where} "
+            f"{made} were used from {where} "
             f"({aggregate['count']} call(s), first {aggregate['api']} on "
             f"{aggregate['service']}); rule: {aggregate['rule']}."
         ),
@@ -173,7 +230,7 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
             "archived": suppression is not None,
             "resourceRole": "TARGET",
             # Wall-clock time the stream first emitted it: stamped at the edge, never here.
-            "additionalInfo": {"detectedAt": None},
+            "additionalInfo": {"detectedAt": None, "apiCalls": api_calls(aggregate)},
         },
         "evidence": {
             "rule": aggregate["rule"],
@@ -187,3 +244,12 @@ def render(aggregate: dict[str, Any], config: DetectionConfig,
             "suppressedBy": suppression,
         },
     }
+    if chain:
+        # Only on a derived key's finding: the parents from the nearest to the instance key,
+        # each with the event that minted the next key (AssumeRole, or GetSigninToken).
+        rendered["evidence"]["derivedFrom"] = [{"accessKeyId": key, "eventId": event_id}
+                                               for key, event_id in chain]
+    if aggregate.get("vpc_endpoint"):
+        # Only where the endpoint decided: the endpoint that is none of the owner's.
+        rendered["evidence"]["vpcEndpointId"] = aggregate["vpc_endpoint"]
+    return rendered

@@ -5,18 +5,19 @@ an ``Issuance``, ``ApiCall``, ``NetworkChange`` or None, or raises ``MalformedRe
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
 
 from streams.core.prefixes import parse_ip
-from streams.core.rules.instance_credentials import INSTANCE_ID, instance_session
+from streams.core.rules.instance_credentials import INSTANCE_ID, SESSION_ARN, instance_session
 from streams.core.times import BadTime, parse_expiration, parse_time
 
 NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
-    "StartInstances", "StopInstances", "TerminateInstances",
+    "StartInstances", "StopInstances", "TerminateInstances", "RunInstances",
 })
 # Event names that matter whoever calls them: an issuance, or a change of addresses.
 _NAMES_THAT_MATTER = frozenset({b"AssumeRole"} | {name.encode() for name in NETWORK_EVENTS})
@@ -43,6 +44,16 @@ class Issuance:
 
 
 @dataclass(frozen=True, slots=True)
+class Derivation:
+    """What an ``sts:AssumeRole`` signed with a key minted: the child key, its role, its expiry."""
+
+    child_key: str
+    role_arn: str
+    session_name: str
+    expiration: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ApiCall:
     """A call signed by a session whose name is an instance id."""
 
@@ -65,6 +76,22 @@ class ApiCall:
     # Set when the call itself allocates or associates addresses (an instance role doing so
     # at boot): the detector learns from it before judging the call.
     network: NetworkChange | None = None
+    # Set when the call is an sts:AssumeRole that minted a key (key lineage): the detector binds
+    # the child key to the signer's instance after judging the call.
+    derivation: Derivation | None = None
+    # The sharedEventID of a cross-account call: each account's trail has a copy, counted once.
+    shared_event_id: str | None = None
+    error_code: str | None = None  # CloudTrail's errorCode: AccessDenied and the like
+
+    @property
+    def is_derived_session(self) -> bool:
+        """Signed by a session not named with an instance id: judged only if its key is derived."""
+        return not self.instance_id
+
+    @property
+    def dedupe_id(self) -> str:
+        """What makes two records one call: the shared event id, else the event id."""
+        return f"shared:{self.shared_event_id}" if self.shared_event_id else self.event_id
 
     @property
     def service_name(self) -> str:
@@ -83,6 +110,8 @@ class NetworkChange:
     public_ips: tuple[str, ...]
     allocations: tuple[tuple[str, str], ...]  # (allocation id, public ip)
     allocation_ids: tuple[str, ...]  # referenced, ip unknown here (AssociateAddress)
+    # Addresses CloudTrail proves an instance's (RunInstances: its interfaces' IPv4 and IPv6).
+    proven: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 Event = Issuance | ApiCall | NetworkChange
@@ -90,13 +119,31 @@ Event = Issuance | ApiCall | NetworkChange
 _decoder = msgspec.json.Decoder()
 
 
-def may_matter(raw: bytes) -> bool:
+_ACCESS_KEY_KEY = b'"accessKeyId"'
+
+
+def signing_keys(raw: bytes) -> list[bytes]:
+    """Every ``accessKeyId`` value in the record's bytes (a scan, no decode); the signer's is
+    among them wherever the writer put ``userIdentity``."""
+    found = []
+    at = raw.find(_ACCESS_KEY_KEY)
+    while at >= 0:
+        value = raw[at + len(_ACCESS_KEY_KEY): at + len(_ACCESS_KEY_KEY) + 48].lstrip(b" \t\r\n")
+        if value[:1] == b":":
+            value = value[1:].lstrip(b" \t\r\n")
+            if value[:1] == b'"':
+                found.append(value[1:].split(b'"', 1)[0])
+        at = raw.find(_ACCESS_KEY_KEY, at + 1)
+    return found
+
+
+def may_matter(raw: bytes, derived: Container[bytes] = ()) -> bool:
     """False only for records that certainly cannot matter to detection.
 
     A few scans instead of a JSON decode: an instance session's ARN is
-    ``assumed-role/ROLE/i-…`` (any case, slashes maybe escaped), and issuances and address
-    changes are told by their ``eventName``, every occurrence of which is read; a record with a
-    ``\\u`` escape is always decoded.
+    ``assumed-role/ROLE/i-…`` (any case, slashes maybe escaped), issuances and address
+    changes are told by their ``eventName`` (every occurrence read), a key in ``derived`` by one
+    lookup; a record with a ``\\u`` escape is always decoded.
     """
     if b"\\u" in raw:
         return True  # an escape can spell any name below: only a decode can tell
@@ -117,21 +164,28 @@ def may_matter(raw: bytes) -> bool:
             if value[:1] == b'"' and value[1:].split(b'"', 1)[0] in _NAMES_THAT_MATTER:
                 return True
         at = raw.find(_EVENT_NAME_KEY, at + 1)
+    if derived:
+        return any(key in derived for key in signing_keys(raw))
     return False
 
 
-def decode(raw: bytes) -> Event | None:
-    """Bytes of one record (a JSON object) → event, None when irrelevant, or MalformedRecord."""
-    return decode_record(raw)[0]
+def decode(raw: bytes, derived: Container[str] = ()) -> Event | None:
+    """Bytes of one record (a JSON object) → event, None when irrelevant, or MalformedRecord.
+    A call signed with a key in ``derived`` is an event whatever its session's name."""
+    return decode_record(raw, derived)[0]
 
 
-def decode_record(raw: bytes) -> tuple[Event | None, Any]:
-    """As ``decode``, with the decoded record (None when skipped undecoded)."""
+def decode_record(raw: bytes, derived: Container[str] = (),
+                  derived_bytes: Container[bytes] = ()) -> tuple[Event | None, Any]:
+    """As ``decode``, with the decoded record (None when skipped undecoded); ``derived_bytes``
+    holds the same keys as bytes for the pre-filter (the hot path's one lookup)."""
     if not raw.strip():
         raise MalformedRecord("empty record")
     if len(raw) > MAX_RECORD_BYTES:
         raise MalformedRecord(f"record of {len(raw)} bytes exceeds {MAX_RECORD_BYTES}")
-    if not may_matter(raw):
+    if derived and not derived_bytes:
+        derived_bytes = _AsBytes(derived)
+    if not may_matter(raw, derived_bytes):
         return None, None
     try:
         record = decode_json(raw)
@@ -141,7 +195,20 @@ def decode_record(raw: bytes) -> tuple[Event | None, Any]:
         raise MalformedRecord("not JSON a decoder can take: nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise MalformedRecord(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
-    return normalise(unwrap(record)), record
+    return normalise(unwrap(record), derived), record
+
+
+class _AsBytes:
+    """A container of str keys looked up with bytes."""
+
+    def __init__(self, keys: Container[str]) -> None:
+        self.keys = keys
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and key.decode(errors="replace") in self.keys
+
+    def __bool__(self) -> bool:
+        return True
 
 
 # A \\uD800-\\uDFFF escape that is not half of a pair (an even run of backslashes before it).
@@ -192,7 +259,7 @@ def _obj(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def normalise(record: Any) -> Event | None:
+def normalise(record: Any, derived: Container[str] = ()) -> Event | None:
     if not isinstance(record, dict):
         raise MalformedRecord(f"a record must be a JSON object, got {type(record).__name__}")
     name = record.get("eventName")
@@ -205,8 +272,9 @@ def normalise(record: Any) -> Event | None:
         return _issuance(record)
     arn = identity.get("arn")
     if isinstance(arn, str) and ":assumed-role/" in arn:
-        call = _instance_call(record, identity, arn)
+        call = _instance_call(record, identity, arn, derived)
         if call is not None:
+            call = _with_lineage(call, record, name)
             if name in NETWORK_EVENTS and record.get("eventSource") == "ec2.amazonaws.com":
                 change = _network_change(record, name)
                 if change is not None:
@@ -244,13 +312,22 @@ def _issuance(record: dict) -> Issuance | None:
     )
 
 
-def _instance_call(record: dict, identity: dict, arn: str) -> ApiCall | None:
+def _instance_call(record: dict, identity: dict, arn: str,
+                   derived: Container[str] = ()) -> ApiCall | None:
+    key = _str(identity.get("accessKeyId"))
     match = instance_session(arn)  # the rule instance-credentials-only
     if match is None:
-        return None
-    key = _str(identity.get("accessKeyId"))
+        match = SESSION_ARN.match(arn)
+        if match is None or key is None or key not in derived:
+            return None
+        session = ""  # a derived key's session: its instance comes from the key's lineage
+    else:
+        session = match["session"].lower()
     if key is None:
-        return None  # console sessions and some service calls carry no key
+        if record.get("eventName") == "ConsoleLogin" and session:
+            key = ""  # a console sign-in carries no key; it opens a console session
+        else:
+            return None  # other keyless calls (some service calls) judge nothing
     source = record.get("sourceIPAddress")
     if not isinstance(source, str) or not source:
         raise MalformedRecord("sourceIPAddress missing on an instance-credential call")
@@ -267,7 +344,7 @@ def _instance_call(record: dict, identity: dict, arn: str) -> ApiCall | None:
         access_key_id=key,
         principal_id=_str(identity.get("principalId")) or "",
         role_name=match["role"],
-        instance_id=match["session"].lower(),
+        instance_id=session,
         event_source=_str(record.get("eventSource")) or "",
         event_name=record["eventName"],
         source_ip=canonical_source(source),
@@ -276,7 +353,33 @@ def _instance_call(record: dict, identity: dict, arn: str) -> ApiCall | None:
         vpc_endpoint_account_id=_str(record.get("vpcEndpointAccountId")),
         ec2_role_delivery=str(delivery) if delivery is not None else None,
         invoked_by=_str(identity.get("invokedBy")),
+        error_code=_str(record.get("errorCode")),
     )
+
+
+def _with_lineage(call: ApiCall, record: dict, name: str) -> ApiCall:
+    """An sts:AssumeRole that minted a key carries its ``Derivation`` and shared event id."""
+    if name != "AssumeRole" or record.get("errorCode"):
+        return call
+    credentials = _obj(_obj(record.get("responseElements")).get("credentials"))
+    child = _str(credentials.get("accessKeyId"))
+    if child is None:
+        return call
+    request = _obj(record.get("requestParameters"))
+    derivation = Derivation(child_key=child, role_arn=_str(request.get("roleArn")) or "",
+                            session_name=_str(request.get("roleSessionName")) or "",
+                            expiration=parse_expiration(credentials.get("expiration")))
+    return replace(call, derivation=derivation, shared_event_id=_str(record.get("sharedEventID")))
+
+
+def minted_key(record: Any) -> str | None:
+    """The key an AssumeRole signed with a key minted (None for anything else)."""
+    if not isinstance(record, dict) or record.get("eventName") != "AssumeRole":
+        return None
+    identity = _obj(record.get("userIdentity"))
+    if _str(identity.get("accessKeyId")) is None or record.get("errorCode"):
+        return None
+    return _str(_obj(_obj(record.get("responseElements")).get("credentials")).get("accessKeyId"))
 
 
 def canonical_source(source: str) -> str:
@@ -323,6 +426,11 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
         allocations = ((found["allocationId"][0], ips[0]),)
     identity = _obj(record.get("userIdentity"))
     account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId")) or ""
+    proven: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if name == "RunInstances":
+        proven = _launched_addresses(record)
+        instances = tuple(instance for instance, _ in proven)
+        ips = ()
     return NetworkChange(
         event_id=_str(record.get("eventID")) or "",
         event_time=event_time_of(record),
@@ -332,4 +440,23 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
         public_ips=ips,
         allocations=allocations,
         allocation_ids=tuple(dict.fromkeys(found["allocationId"])),
+        proven=proven,
     )
+
+
+def _launched_addresses(record: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each launched instance's addresses in the RunInstances response (its interfaces'
+    private IPv4 and IPv6 addresses, a public IPv4 when one is given)."""
+    items = _obj(_obj(record.get("responseElements")).get("instancesSet")).get("items")
+    launched = []
+    for item in items if isinstance(items, list) else []:
+        instance = _str(_obj(item).get("instanceId"))
+        if instance is None or not INSTANCE_ID.match(instance):
+            continue
+        found: dict[str, list] = {"privateIpAddress": [], "ipv6Address": [], "ipAddress": [],
+                                  "publicIp": []}
+        _walk(item, found)
+        addresses = [canonical_source(a) for values in found.values() for a in values
+                     if parse_ip(a) is not None]
+        launched.append((instance.lower(), tuple(sorted(set(addresses)))))
+    return tuple(launched)

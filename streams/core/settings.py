@@ -52,6 +52,9 @@ class DetectionConfig:
     associated_accounts: frozenset[str] = frozenset()
     trusted_ip_cidrs: tuple[str, ...] = ()
     account_networks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # account → its VPC endpoint ids (``exfilguard inventory`` collects them): decides a call
+    # through an endpoint CloudTrail names no owner for.
+    account_vpc_endpoints: Mapping[str, frozenset[str]] = field(default_factory=dict)
     aws_ip_ranges: str | None = None
     finding_update_interval_seconds: int = DEFAULT_UPDATE_INTERVAL_S
     late_arrival_grace_seconds: int = DEFAULT_LATE_ARRIVAL_GRACE_S
@@ -75,6 +78,7 @@ _KEYS = (
     "associated_accounts",
     "trusted_ip_cidrs",
     "account_networks",
+    "account_vpc_endpoints",
     "aws_ip_ranges",
     "finding_update_interval_seconds",
     "late_arrival_grace_seconds",
@@ -86,6 +90,16 @@ _KEYS = (
 )
 _GEOIP_KEYS = ("country_db", "asn_db")
 _RULE_KEYS = ("name", "finding_type", "remote_account", "remote_cidr", "role", "instance")
+
+
+_VPC_ENDPOINT = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+
+
+def _endpoint(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _VPC_ENDPOINT.match(value):
+        raise ConfigError(f"{where}: {value!r} is not a VPC endpoint id (vpce- and 8 or 17 hex "
+                          "digits, as `aws ec2 describe-vpc-endpoints` lists them)")
+    return value
 
 
 def _account(value: Any, where: str) -> str:
@@ -154,6 +168,16 @@ def parse_config(raw: Mapping[str, Any] | None) -> DetectionConfig:
             _cidr(c, f"account_networks.{account_id}[{i}]")
             for i, c in enumerate(_list(cidrs, f"account_networks.{account_id}"))
         )
+    endpoints_raw = raw.get("account_vpc_endpoints") or {}
+    if not isinstance(endpoints_raw, Mapping):
+        raise ConfigError("account_vpc_endpoints: expected a mapping of account id to a list of "
+                          "VPC endpoint ids (vpce-...)")
+    endpoints: dict[str, frozenset[str]] = {}
+    for account, ids in endpoints_raw.items():
+        account_id = _account(account, "account_vpc_endpoints")
+        endpoints[account_id] = frozenset(
+            _endpoint(e, f"account_vpc_endpoints.{account_id}[{i}]")
+            for i, e in enumerate(_list(ids, f"account_vpc_endpoints.{account_id}")))
     ranges = raw.get("aws_ip_ranges")
     if ranges is not None and not isinstance(ranges, str):
         raise ConfigError(f"aws_ip_ranges: expected a file path, got {ranges!r}")
@@ -181,6 +205,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> DetectionConfig:
         associated_accounts=associated,
         trusted_ip_cidrs=trusted,
         account_networks=networks,
+        account_vpc_endpoints=endpoints,
         aws_ip_ranges=ranges,
         finding_update_interval_seconds=_whole(
             raw.get("finding_update_interval_seconds", DEFAULT_UPDATE_INTERVAL_S),

@@ -69,11 +69,20 @@ def encode_finding_confluent(finding: dict[str, Any], schema_id: int) -> bytes:
     return CONFLUENT_MAGIC + struct.pack(">I", schema_id) + _body(finding)
 
 
+# Evidence fields present only on the findings they concern (Avro: null elsewhere).
+EVIDENCE_WHEN_SET = ("derivedFrom", "vpcEndpointId")
+
+
 def _read(body: bytes, writer: Any) -> dict[str, Any]:
     try:
-        return fastavro.schemaless_reader(io.BytesIO(body), writer, finding_schema())
+        finding = fastavro.schemaless_reader(io.BytesIO(body), writer, finding_schema())
     except Exception as exc:  # fastavro raises several types on truncated input
         raise BadFinding(f"corrupt finding: {exc}") from None
+    evidence = finding.get("evidence") if isinstance(finding, dict) else None
+    for name in EVIDENCE_WHEN_SET:  # absent from the findings they do not concern, as detect
+        if isinstance(evidence, dict) and evidence.get(name, ()) is None:  # writes them
+            del evidence[name]
+    return finding
 
 
 def decode_finding(payload: bytes, registry: SchemaRegistry | None = None) -> dict[str, Any]:

@@ -8,7 +8,15 @@ import struct
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from streams.core.records import ApiCall, Event, Issuance, NetworkChange, normalise, unwrap
+from streams.core.records import (
+    ApiCall,
+    Event,
+    Issuance,
+    NetworkChange,
+    minted_key,
+    normalise,
+    unwrap,
+)
 
 BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
 
@@ -32,7 +40,19 @@ def route_of(record: Any) -> Route:
 
 
 def route_of_event(event: Event | None, record: Any) -> Route:
-    """The key(s) of a record already normalised to ``event`` (None: not about instances)."""
+    """The key(s) of a record already normalised to ``event`` (None: not about instances).
+    An AssumeRole signed with a key has a copy under the key it minted too: that key's calls
+    travel under it, so the worker there reads, in order, whose key it is."""
+    route = _route_of_event(event, record)
+    if isinstance(event, Issuance):
+        return route
+    child = minted_key(unwrap(record)) if isinstance(record, dict) else None
+    if child is None or route.broadcast or child.encode() in route.keys:
+        return route
+    return route._replace(keys=(*route.keys, child.encode()))
+
+
+def _route_of_event(event: Event | None, record: Any) -> Route:
     if isinstance(event, ApiCall) and event.network is not None:
         return Route((event.instance_id.encode(),),
                      network_broadcast=event.network.event_name in BROADCAST_EVENTS)

@@ -105,6 +105,22 @@ def _outcome_rows(outcomes: list[Outcome]) -> list[list[str]]:
     return rows
 
 
+def _calls_row(finding: dict) -> list[str]:
+    action = finding["service"]["action"]["awsApiCallAction"]
+    ip = action["remoteIpDetails"]
+    remote = (action["remoteAccountDetails"] or {}).get("accountId") or ip["ipAddressV4"] \
+        or ip["ipAddressV6"] or "—"
+    calls = []
+    for call in (finding["service"].get("additionalInfo") or {}).get("apiCalls") or []:
+        text = escape(f"{call['serviceName']}:{call['name']} ×{call['count']}")
+        errors = ", ".join(f"{code} ×{n}" for code, n in call["errorCodes"].items())
+        text += f" ({escape(errors)})" if errors else ""
+        calls.append(f"<strong>{text}</strong>" if call["sensitive"] else text)
+    return [f"<code>{escape(finding['id'])}</code>",
+            f"<code>{escape(finding['resource']['accessKeyDetails']['accessKeyId'])}</code>",
+            escape(remote), ", ".join(calls) or "—"]
+
+
 def render_report(result: Score, labels: Labels, comparison: Comparison | None = None, *,
                   source: str = "", labels_name: str = "", config_name: str = "",
                   baseline_name: str = "") -> str:
@@ -151,6 +167,11 @@ def render_report(result: Score, labels: Labels, comparison: Comparison | None =
           f"<code>{escape(d.finding_id)}</code>", escape(format_time(d.first_ms)),
           escape(format_time(d.detected_ms)), _num(fmt_seconds(d.seconds))]
          for d in result.detections], "ttd", empty="no findings"))
+    parts.append("<h2>What each key did</h2>")
+    parts.append('<p class="meta">The calls each finding counts (its key, from its remote '
+                 "account or address), the most frequent first; sensitive ones in bold.</p>")
+    parts.append(_table(["finding", "access key", "remote", "calls"],
+                        [_calls_row(f) for f in result.findings], "calls", empty="no findings"))
     if comparison is not None:
         b = comparison.baseline.metrics()
         parts.append(f"<h2>Compared with the baseline config: {len(comparison.added)} added, "

@@ -258,7 +258,8 @@ WORKER_TOPICS = [
     "exfilguard-__assignor-__leader",
 ] + [f"exfilguard-{t}-changelog" for t in (
     "instance_credentials", "instance_to_addresses", "address_to_account", "pending_calls",
-    "finding_aggregates", "offending_event_ids", "partition_clock")]
+    "finding_aggregates", "offending_event_ids", "partition_clock", "key_lineage",
+    "lineage_parked")]
 
 
 def test_notes_list_every_topic_and_group_for_acls(tmp_path):

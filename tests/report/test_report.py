@@ -115,8 +115,8 @@ def test_each_mark_is_drawn_in_its_colour_where_it_is_laid_out(layout, screensho
 
 def test_the_tables_are_rendered_with_their_rows(layout, screenshot):
     tables = {t["cls"]: t for t in layout["tables"]}
-    assert {"metrics", "outcomes tp", "outcomes fp", "outcomes fn", "ttd", "comparison",
-            "changes"} <= set(tables)
+    assert {"metrics", "outcomes tp", "outcomes fp", "outcomes fn", "ttd", "calls",
+            "comparison", "changes"} <= set(tables)
     metrics = tables["metrics"]
     assert metrics["rows"] == 2 and metrics["w"] > 300 and metrics["h"] > 20
     assert "0.750" in metrics["text"] and "0.600" in metrics["text"]

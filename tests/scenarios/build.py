@@ -17,15 +17,20 @@ sys.path.insert(0, str(HERE.parent))
 
 from cloudtrail_builders import (  # noqa: E402
     ATTACKER_AGENT,
+    CONSOLE_AGENT,
     INSTANCE_AGENT,
     allocate_address,
+    api_record,
     associate_address,
+    assume_role,
     assumed_role_identity,
     at,
     call,
+    console_login,
     iam_user_call,
     issuance,
     nat_gateway,
+    run_instances,
     session_call,
     start_instances,
     stop_instances,
@@ -570,6 +575,194 @@ def check_addresses() -> None:
         assert ranges.lookup(address) is not None, address
     for address in NOT_AWS:
         assert ranges.lookup(address) is None, address
+
+
+# -- key lineage --------------------------------------------------------------------------------
+
+
+def instance_identity(access_key: str, delivery: str | None = "2.0") -> dict[str, Any]:
+    return assumed_role_identity(account=OWNER, role="web-role", session=INSTANCE,
+                                 access_key=access_key, created="2024-03-01T10:00:00Z",
+                                 delivery=delivery)
+
+
+def role_identity(access_key: str, role: str, session: str, account: str = OWNER,
+                  minutes: float = 0) -> dict[str, Any]:
+    return assumed_role_identity(account=account, role=role, session=session,
+                                 access_key=access_key, created=at(minutes))
+
+
+def minted(t: Trail, signer: dict[str, Any], source_ip: str, child: str, role_arn: str,
+           session: str, minutes: float, user_agent: str = ATTACKER_AGENT) -> None:
+    t.add(assume_role, time=at(minutes), identity=signer, source_ip=source_ip, child_key=child,
+          role_arn=role_arn, session=session, user_agent=user_agent)
+
+
+def derived_calls(t: Trail, identity: dict[str, Any], source_ip: str,
+                  times: list[tuple[float, float]], apis: tuple[str, ...] = THIEF_APIS,
+                  user_agent: str = ATTACKER_AGENT) -> None:
+    for n, (minutes, seconds) in enumerate(times):
+        t.add(api_record, time=at(minutes, seconds), identity=identity, source_ip=source_ip,
+              api=apis[n % len(apis)], user_agent=user_agent, account=identity["accountId"])
+
+
+@scenario
+def lineage_one_hop(t: Trail) -> None:
+    k, child = key("HOPONE"), key("HOPONECHILD")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # Pacu's first move with the stolen key: a session of a more useful role, named its own way.
+    minted(t, instance_identity(k), ATTACKER, child,
+           f"arn:aws:iam::{OWNER}:role/admin-role", "pacu-session", 10)
+    derived_calls(t, role_identity(child, "admin-role", "pacu-session", minutes=10), ATTACKER,
+                  [(11, 0), (12, 0), (13, 0)])
+
+
+@scenario
+def lineage_two_hops(t: Trail) -> None:
+    k, first, second = key("HOPTWO"), key("HOPTWOFIRST"), key("HOPTWOSECOND")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    minted(t, instance_identity(k), ATTACKER, first,
+           f"arn:aws:iam::{OWNER}:role/ci-role", "ci", 10)
+    minted(t, role_identity(first, "ci-role", "ci", minutes=10), ATTACKER, second,
+           f"arn:aws:iam::{OWNER}:role/admin-role", "admin", 11)
+    # The last key is used from an EC2 box the thief rents.
+    derived_calls(t, role_identity(second, "admin-role", "admin", minutes=11), OTHER_EC2,
+                  [(12, 0), (13, 0)])
+
+
+@scenario
+def lineage_cross_account_duplicate(t: Trail) -> None:
+    k, child = key("XACCOUNT"), key("XACCOUNTCHILD")
+    role_arn = f"arn:aws:iam::{STRANGER}:role/deploy-role"
+    # The role account's trail arrives first: the child's calls before either AssumeRole copy.
+    derived_calls(t, role_identity(child, "deploy-role", "deploy", STRANGER, minutes=10),
+                  ATTACKER, [(11, 0), (12, 0)])
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    shared = "7f3e2d1c-0b9a-4876-9543-210fedcba987"
+    for recipient in (STRANGER, OWNER):  # one copy in each account's trail
+        t.add(assume_role, time=at(10), identity=instance_identity(k), source_ip=ATTACKER,
+              child_key=child, role_arn=role_arn, session="deploy", user_agent=ATTACKER_AGENT,
+              recipient=recipient, shared_event_id=shared)
+
+
+@scenario
+def lineage_benign_chain_then_stolen_child(t: Trail) -> None:
+    k, child = key("BENIGNCHAIN"), key("BENIGNCHILD")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # The nightly report job chains into the reporting role from the instance itself.
+    minted(t, instance_identity(k), OWN_PUBLIC, child,
+           f"arn:aws:iam::{ASSOCIATED}:role/report-role", "nightly-report", 3,
+           user_agent=INSTANCE_AGENT)
+    report = role_identity(child, "report-role", "nightly-report", ASSOCIATED, minutes=3)
+    derived_calls(t, report, OWN_PUBLIC, [(4, 0), (5, 0)], ("s3:ListBuckets", "s3:GetObject"),
+                  user_agent=INSTANCE_AGENT)
+    # The child key, read from the job's environment, is used from outside.
+    derived_calls(t, report, TOR_EXIT, [(30, 0), (31, 0), (32, 0)])
+
+
+@scenario
+def console_pivot(t: Trail) -> None:
+    k = key("CONSOLEPIV")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # aws_consoler: a sign-in token for the stolen session, then the console under its ARN.
+    t.add(call, time=at(10), access_key=k, instance_id=INSTANCE, source_ip=ATTACKER,
+          api="signin:GetSigninToken", user_agent=ATTACKER_AGENT)
+    t.add(console_login, time=at(10, 30), role="web-role", session=INSTANCE,
+          source_ip=ATTACKER)
+    # The console signs with keys EC2 never delivered; some services say so, some do not.
+    for n, (console_key, api) in enumerate(((key("CONSOLEONE"), "iam:ListRoles"),
+                                            (key("CONSOLETWO"), "s3:ListBuckets"),
+                                            (key("CONSOLEONE"), "ec2:DescribeInstances"))):
+        record = t.add(call, time=at(11 + n), access_key=console_key, instance_id=INSTANCE,
+                       source_ip=ATTACKER, api=api, delivery=None,
+                       user_agent="AWS Internal" if n == 1 else CONSOLE_AGENT)
+        if n != 1:
+            attributes = record["userIdentity"]["sessionContext"]["attributes"]
+            attributes["sessionCredentialFromConsole"] = "true"
+            t.lines[-1] = json.dumps(record).encode()
+
+
+# -- addresses proven by CloudTrail --------------------------------------------------------------
+
+
+@scenario
+def proven_eip_thief_first(t: Trail) -> None:
+    k = key("PROVENEIP")
+    issued(t, k)
+    t.add(allocate_address, time=at(1), public_ip="52.45.102.5",
+          allocation_id="eipalloc-0c1c2c3c4c5c6c7c8")
+    t.add(associate_address, time=at(2), allocation_id="eipalloc-0c1c2c3c4c5c6c7c8",
+          instance_id=INSTANCE, association_id="eipassoc-0c1c2c3c4c5c6c7c8")
+    # The key, stolen at boot, is used from the thief's own EC2 box before the instance calls.
+    thief(t, k, OTHER_EC2, [(3, 0), (4, 0)])
+    calls(t, k, "52.45.102.5", [(5, 0), (6, 0)], OWN_APIS)
+
+
+@scenario
+def proven_ipv6_with_nat_ipv4(t: Trail) -> None:
+    t.add(allocate_address, time=at(-10), public_ip="52.45.102.6",
+          allocation_id="eipalloc-0d1d2d3d4d5d6d7d8")
+    t.add(nat_gateway, time=at(-9), allocation_id="eipalloc-0d1d2d3d4d5d6d7d8",
+          nat_gateway_id="nat-0d1d2d3d4d5d6d7d8", subnet_id="subnet-0d1c2d3e4f5a6b7c8",
+          vpc_id="vpc-0abc1234def567890", private_ip="10.0.2.12")
+    t.add(run_instances, time=at(-1), instance_id=INSTANCE, private_ip="10.0.3.17",
+          ipv6="2600:1f18:1234:5600:8c1f:22ab:10e3:7d41")
+    k = key("DUALSTACK")
+    issued(t, k)
+    # IPv4 through the NAT gateway, IPv6 from the instance's own address: one instance.
+    calls(t, k, "52.45.102.6", [(1, 0), (2, 0)], OWN_APIS)
+    calls(t, k, "2600:1f18:1234:5600:8c1f:22ab:10e3:7d41", [(3, 0), (4, 0)], OWN_APIS)
+    thief(t, k, "2600:1f18:4000:ab00::5", [(20, 0)])
+
+
+@scenario
+def key_rotation_keeps_address(t: Trail) -> None:
+    first, second = key("ROTATEONE"), key("ROTATETWO")
+    issued(t, first)
+    calls(t, first, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    # IMDS hands out the next key hours later: the instance's learned address carries over.
+    issued(t, second, minutes=300)
+    calls(t, second, OWN_PUBLIC, [(301, 0), (302, 0)], OWN_APIS)
+    thief(t, second, OTHER_EC2, [(310, 0)])
+
+
+# -- VPC endpoints CloudTrail names no owner for -------------------------------------------------
+
+
+@scenario
+def unknown_endpoint_declared(t: Trail) -> None:
+    k = key("VPCEDECLARED")
+    issued(t, k)
+    # Older records: the endpoint, no vpcEndpointAccountId. The owner's is declared in config.
+    calls(t, k, "10.0.3.17", [(1, 0), (2, 0)], ("secretsmanager:GetSecretValue",),
+          vpc_endpoint_id=OWN_VPCE)
+    # The thief's endpoint, in a VPC whose range overlaps the owner's: the endpoint decides.
+    thief(t, k, "10.0.3.99", [(10, 0), (11, 0)], vpc_endpoint_id=STRANGER_VPCE)
+
+
+@scenario
+def unknown_endpoint_learned(t: Trail) -> None:
+    k = key("VPCELEARNED")
+    issued(t, k)
+    # S3 names the endpoint's owner: the owner's endpoint is learned; STS does not name it.
+    calls(t, k, "10.0.3.17", [(1, 0)], ("s3:GetObject",), vpc_endpoint_id=OWN_VPCE,
+          vpc_endpoint_account_id=OWNER)
+    calls(t, k, "10.0.3.17", [(2, 0)], OWN_APIS, vpc_endpoint_id=OWN_VPCE)
+    thief(t, k, "172.31.20.30", [(10, 0)], vpc_endpoint_id=STRANGER_VPCE)
+
+
+@scenario
+def unknown_endpoint_nothing_known(t: Trail) -> None:
+    k = key("VPCEUNKNOWN")
+    issued(t, k)
+    # Nothing known of the owner's endpoints: today's verdict (none), counted in a metric.
+    calls(t, k, "10.0.3.17", [(1, 0), (2, 0)], OWN_APIS, vpc_endpoint_id=OWN_VPCE)
+    thief(t, k, "10.20.5.9", [(10, 0)], vpc_endpoint_id=STRANGER_VPCE)
 
 
 def main() -> None:

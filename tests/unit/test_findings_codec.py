@@ -60,10 +60,13 @@ def test_confluent_framing_is_magic_zero_schema_id_and_avro_body(finding):
         schema_id = struct.unpack(">I", payload[1:5])[0]
         writer = json.loads(registry.schemas[schema_id - 1])
         body = fastavro.schemaless_reader(io.BytesIO(payload[5:]), fastavro.parse_schema(writer))
-        assert body == decode_finding(encode_finding(finding))
+        ours = decode_finding(encode_finding(finding))
+        # Evidence only some findings carry is absent here; Avro readers see the fields' null.
+        assert body == {**ours, "evidence": {**ours["evidence"], "derivedFrom": None,
+                                             "vpcEndpointId": None}}
         # exfilguard's reader fetches the writer's schema by id.
         reader = finding_codec(settings, writing=False)
-        assert reader.decode(payload) == body
+        assert reader.decode(payload) == ours
         # Registering again answers the same id: restarts do not create versions.
         assert finding_codec(settings).schema_id == schema_id
 

@@ -54,6 +54,10 @@ class Addresses:
 
     instance_addresses: frozenset[str]  # learned from the instance's own calls and EIPs
     learned_account: str | None  # the account whose CloudTrail shows it holds this address
+    # Proven the instance's by CloudTrail (RunInstances, an elastic IP associated with it).
+    proven: frozenset[str] = frozenset()
+    # VPC endpoints the instance's calls showed its owner's (vpcEndpointAccountId = owner).
+    endpoints: frozenset[str] = frozenset()
 
 
 class Call:
