@@ -13,6 +13,10 @@
 #   KAFKA_HEAP   maximum JVM heap (default 768m)
 #   KAFKA_SASL_PORT   optional: also listen for SASL_PLAINTEXT (mechanism PLAIN) on this port
 #   KAFKA_SASL_USERS  its users, name:password,... (default exfilguard:exfilguard-secret)
+#   KAFKA_SSL_PORT    optional: also listen for TLS (no client certificate) on this port
+#   KAFKA_MTLS_PORT   optional: also listen for mutual TLS (a client certificate required)
+#   KAFKA_SSL_KEYSTORE    for either: PEM file, the broker's private key (PKCS#8) and certificate
+#   KAFKA_SSL_TRUSTSTORE  for KAFKA_MTLS_PORT: PEM file of the CA that signs client certificates
 #   PYTHON       a Python with confluent-kafka, for the readiness check (default <repo>/.venv/bin/python)
 set -euo pipefail
 
@@ -132,6 +136,30 @@ write_props() {
     sasl="sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$users;"
   fi
+  local tls=""
+  if [[ -n "${KAFKA_SSL_PORT:-}${KAFKA_MTLS_PORT:-}" ]]; then
+    [[ -r "${KAFKA_SSL_KEYSTORE:-}" ]] \
+      || EXIT_CODE=2 die "KAFKA_SSL_PORT/KAFKA_MTLS_PORT need KAFKA_SSL_KEYSTORE, a readable PEM file (key and certificate)"
+    # Kafka reads PEM stores itself (ssl.keystore.type=PEM): the test's CA needs no keytool.
+    tls="ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKA_SSL_KEYSTORE"
+    if [[ -n "${KAFKA_SSL_PORT:-}" ]]; then
+      listeners+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+      advertised+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+      protocols+=",SSL:SSL"
+    fi
+    if [[ -n "${KAFKA_MTLS_PORT:-}" ]]; then
+      [[ -r "${KAFKA_SSL_TRUSTSTORE:-}" ]] \
+        || EXIT_CODE=2 die "KAFKA_MTLS_PORT needs KAFKA_SSL_TRUSTSTORE, a readable PEM file of the clients' CA"
+      listeners+=",MTLS://127.0.0.1:$KAFKA_MTLS_PORT"
+      advertised+=",MTLS://127.0.0.1:$KAFKA_MTLS_PORT"
+      protocols+=",MTLS:SSL"
+      tls+="
+listener.name.mtls.ssl.client.auth=required
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location=$KAFKA_SSL_TRUSTSTORE"
+    fi
+  fi
   cat >"$PROPS" <<EOF
 # Written by tools/kafka/kafka.sh on every start; edits are overwritten.
 process.roles=broker,controller
@@ -143,6 +171,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=$protocols
 $sasl
+$tls
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
