@@ -17,6 +17,10 @@
 #   KAFKA_MTLS_PORT   optional: also listen for mutual TLS (a client certificate required)
 #   KAFKA_SSL_KEYSTORE    for either: PEM file, the broker's private key (PKCS#8) and certificate
 #   KAFKA_SSL_TRUSTSTORE  for KAFKA_MTLS_PORT: PEM file of the CA that signs client certificates
+#   KAFKA_NODE_ID, KAFKA_VOTERS, KAFKA_CLUSTER_ID, KAFKA_REPLICATION
+#                one node of a cluster (tools/kafka/cluster.sh sets them): its id, the quorum's
+#                controller.quorum.voters, the id all nodes format with, and the replication
+#                factor of new and internal topics (min.insync.replicas is one less)
 #   PYTHON       a Python with confluent-kafka, for the readiness check (default <repo>/.venv/bin/python)
 set -euo pipefail
 
@@ -39,6 +43,10 @@ die() { echo "kafka: $*" >&2; exit "${EXIT_CODE:-1}"; }
 [[ "$KAFKA_PORT" =~ ^[0-9]+$ ]] && (( KAFKA_PORT > 0 && KAFKA_PORT < 65535 )) \
   || EXIT_CODE=2 die "KAFKA_PORT must be a port number below 65535, got '$KAFKA_PORT'"
 CONTROLLER_PORT=$((KAFKA_PORT + 1))
+NODE_ID="${KAFKA_NODE_ID:-1}"
+VOTERS="${KAFKA_VOTERS:-$NODE_ID@127.0.0.1:$CONTROLLER_PORT}"
+REPLICATION="${KAFKA_REPLICATION:-1}"
+MIN_ISR=$(( REPLICATION > 1 ? REPLICATION - 1 : 1 ))
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 KAFKA_DIR="$(realpath -m "$KAFKA_DIR")"
@@ -163,8 +171,8 @@ listener.name.mtls.ssl.truststore.location=$KAFKA_SSL_TRUSTSTORE"
   cat >"$PROPS" <<EOF
 # Written by tools/kafka/kafka.sh on every start; edits are overwritten.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+node.id=$NODE_ID
+controller.quorum.voters=$VOTERS
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
@@ -175,14 +183,17 @@ $tls
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
-# one node: replication 1 everywhere, and small internal topics so the first group join is quick
-offsets.topic.replication.factor=1
+# One node: replication 1 everywhere. A cluster: acks=all writes need REPLICATION-1 replicas in
+# sync, so one node may be down. Small internal topics so the first group join is quick.
+default.replication.factor=$REPLICATION
+min.insync.replicas=$MIN_ISR
+offsets.topic.replication.factor=$REPLICATION
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$REPLICATION
+transaction.state.log.min.isr=$MIN_ISR
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$REPLICATION
+share.coordinator.state.topic.min.isr=$MIN_ISR
 group.initial.rebalance.delay.ms=0
 # A restart is refused (DUPLICATE_BROKER_REGISTRATION) until the previous run's broker session
 # expires; the default 9 s session made every restart take ~15 s. 3 s is still far above any
@@ -198,8 +209,8 @@ format_storage() {
   [[ -f "$DATA_DIR/meta.properties" ]] && return 0
   # A Kafka cluster id (what `StorageTool random-uuid` prints: 16 random bytes, base64url, no
   # padding, not starting with '-'), made in Python to spare one JVM start.
-  local uuid
-  uuid="$("$PYTHON" -c '
+  local uuid="${KAFKA_CLUSTER_ID:-}"
+  [[ -n "$uuid" ]] || uuid="$("$PYTHON" -c '
 import base64, uuid
 while True:
     u = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
