@@ -10,7 +10,7 @@ BENCHED  := $(VENV)/.bench-installed
 KAFKA    := tools/kafka/kafka.sh
 export EXFILGUARD_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install lint browser test test-unit test-integration kafka-up kafka-down topics run stop bench soak helm-check clean
+.PHONY: help install lint browser test test-unit test-integration kafka-up kafka-down topics run stop bench soak chaos helm-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench: $(BENCHED) ## benchmarks: writes bench/results.json, prints a table (ARGS
 
 soak: $(STAMP) ## one worker fed steadily for SOAK_SECONDS (1800), RSS sampled (SOAK_ARGS for more)
 	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
+
+chaos: $(STAMP) ## CHAOS_TRIALS (20) trials, each a worker or the broker killed -9 mid-stream; failed ones' logs in .local/chaos
+	$(PY) tests/integration/chaos.py --trials $${CHAOS_TRIALS:-20} $(CHAOS_ARGS)
 
 clean: ## remove the venv, caches and local broker data
 	-@$(KAFKA) down 2>/dev/null

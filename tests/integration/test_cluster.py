@@ -55,9 +55,9 @@ def test_a_broker_killed_and_another_restarted_lose_nothing(cluster, tmp_path):
     config.write_text(CONFIG)
     worker = d.start_worker(config=str(config))
     lines = stream_lines(tmp_path)
-    expected = expected_findings(d, config, lines, tmp_path)
-    assert len(expected) >= 17
     chunks = write_chunks(tmp_path, lines, 4)
+    expected = expected_findings(d, config, chunks)
+    assert len(expected) >= 17
     log = tmp_path / "forward.log"
 
     assert start_forward(d, chunks[0], log).wait(120) == 0
