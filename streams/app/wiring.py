@@ -131,6 +131,9 @@ def create_app(loaded: Config) -> faust.App:
         topic_replication_factor=kafka.replication_factor,
         topic_allow_declare=True,
         processing_guarantee="at_least_once",
+        # Findings and changelogs are written once every in-sync replica has them (Faust's
+        # default, stated): a leader lost after the ack loses nothing (min.insync.replicas).
+        producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_host=kafka.web_host,
         web_bind=kafka.web_host,  # Faust binds 0.0.0.0 otherwise, whatever web_host says

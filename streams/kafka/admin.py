@@ -8,6 +8,7 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from streams.errors import UserError
 from streams.kafka.settings import KafkaSettings, env_name
+from streams.kafka.tls import client_setting_error, handshake_error
 
 # Findings are keyed by id and updated in place: compaction keeps the latest of each forever.
 FINDINGS_CONFIG = {"cleanup.policy": "compact"}
@@ -17,7 +18,18 @@ def admin(settings: KafkaSettings, errors: list | None = None) -> AdminClient:
     conf = {**settings.confluent(), "log_level": 0, "logger": _Quiet()}
     if errors is not None:
         conf["error_cb"] = errors.append
-    return AdminClient(conf)
+    return client(AdminClient, conf)
+
+
+def client(kind: type, conf: dict):
+    """A confluent-kafka client; a TLS file it cannot use is one line naming the setting."""
+    try:
+        return kind(conf)
+    except KafkaException as exc:
+        line = client_setting_error(exc.args[0].str())
+        if line:
+            raise UserError(line) from None
+        raise
 
 
 class _Quiet:
@@ -58,7 +70,12 @@ def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
                 f"check {env_name('sasl_username')}, "
                 f"{env_name('sasl_password')} and {env_name('sasl_mechanism')}",
                 exit_code=3) from None
-        ssl_errors = [e for e in errors if e.code() == KafkaError._SSL]
+        ssl_errors = [e for e in errors if e.code() == KafkaError._SSL or "SSL" in e.str()]
+        if settings.security_protocol.endswith("SSL"):
+            line = handshake_error([e.str() for e in ssl_errors], settings.bootstrap_servers,
+                                   settings.ssl_cafile, settings.ssl_certfile)
+            if line:
+                raise UserError(line, exit_code=3) from None
         detail = ssl_errors[0].str() if ssl_errors else exc.args[0].str()
         raise UserError(
             f"cannot reach Kafka at {settings.bootstrap_servers} ({detail}): "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import UserError
+from streams.kafka.tls import check_client_certificate
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 # OAUTHBEARER is Amazon MSK's IAM authentication (tokens signed by aws-msk-iam-sasl-signer).
@@ -224,6 +225,8 @@ def load_kafka_settings(section: dict[str, Any] | None, environ: dict[str, str] 
         path = getattr(settings, name)
         if path and not Path(path).is_file():
             raise UserError(f"config: kafka.{name} {path!r} is not a readable file")
+    if settings.ssl_certfile and protocol.endswith("SSL"):
+        check_client_certificate(settings.ssl_certfile)
     return replace(
         settings,
         security_protocol=protocol,

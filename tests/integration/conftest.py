@@ -70,7 +70,8 @@ class Deployment:
     def start_worker(self, name: str = "w0", config: str | None = None) -> subprocess.Popen:
         port = _port()
         data = self.folder / name
-        log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        # Appended: a worker restarted under its name keeps the log of the one before.
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         args = [EXFILGUARD, "worker"] + (["--config", config] if config else [])
         process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT,

@@ -81,3 +81,50 @@ def stop_broker(tmp_dir: Path, port: int) -> None:
             f"tools/kafka/kafka.sh down failed (exit {result.returncode}):\n"
             f"{result.stdout}{result.stderr}"
         )
+
+
+CLUSTER_SH = ROOT / "tools" / "kafka" / "cluster.sh"
+
+
+class Cluster:
+    """A three-node local cluster (tools/kafka/cluster.sh) with its nodes in ``folder``."""
+
+    def __init__(self, folder: Path, ports: list[int]) -> None:
+        self.folder = Path(folder)
+        self.ports = ports
+        self.bootstrap = ",".join(f"127.0.0.1:{port}" for port in ports)
+
+    def _run(self, *args: str, timeout: float = 600) -> str:
+        env = dict(os.environ, KAFKA_CLUSTER_DIR=str(self.folder),
+                   KAFKA_CLUSTER_PORTS=",".join(map(str, self.ports)))
+        env.setdefault("PYTHON", sys.executable)
+        result = subprocess.run([str(CLUSTER_SH), *args], env=env, capture_output=True,
+                                text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"tools/kafka/cluster.sh {' '.join(args)} failed "
+                               f"(exit {result.returncode}):\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def up(self, *nodes: int) -> None:
+        self._run("up", *map(str, nodes))
+
+    def down(self, *nodes: int) -> None:
+        self._run("down", *map(str, nodes), timeout=180)
+
+    def kill(self, *nodes: int) -> None:
+        self._run("kill", *map(str, nodes))
+
+    def logs(self) -> list[Path]:
+        return sorted(self.folder.glob("node-*/logs/*"))
+
+
+def start_cluster(folder: Path) -> Cluster:
+    """Three nodes on free ports, answering once this returns."""
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if not {port - 1, port, port + 1} & set(ports):
+            ports.append(port)
+    cluster = Cluster(folder, ports)
+    cluster.up()
+    return cluster

@@ -13,6 +13,14 @@
 #   KAFKA_HEAP   maximum JVM heap (default 768m)
 #   KAFKA_SASL_PORT   optional: also listen for SASL_PLAINTEXT (mechanism PLAIN) on this port
 #   KAFKA_SASL_USERS  its users, name:password,... (default exfilguard:exfilguard-secret)
+#   KAFKA_SSL_PORT    optional: also listen for TLS (no client certificate) on this port
+#   KAFKA_MTLS_PORT   optional: also listen for mutual TLS (a client certificate required)
+#   KAFKA_SSL_KEYSTORE    for either: PEM file, the broker's private key (PKCS#8) and certificate
+#   KAFKA_SSL_TRUSTSTORE  for KAFKA_MTLS_PORT: PEM file of the CA that signs client certificates
+#   KAFKA_NODE_ID, KAFKA_VOTERS, KAFKA_CLUSTER_ID, KAFKA_REPLICATION
+#                one node of a cluster (tools/kafka/cluster.sh sets them): its id, the quorum's
+#                controller.quorum.voters, the id all nodes format with, and the replication
+#                factor of new and internal topics (min.insync.replicas is one less)
 #   PYTHON       a Python with confluent-kafka, for the readiness check (default <repo>/.venv/bin/python)
 set -euo pipefail
 
@@ -35,6 +43,10 @@ die() { echo "kafka: $*" >&2; exit "${EXIT_CODE:-1}"; }
 [[ "$KAFKA_PORT" =~ ^[0-9]+$ ]] && (( KAFKA_PORT > 0 && KAFKA_PORT < 65535 )) \
   || EXIT_CODE=2 die "KAFKA_PORT must be a port number below 65535, got '$KAFKA_PORT'"
 CONTROLLER_PORT=$((KAFKA_PORT + 1))
+NODE_ID="${KAFKA_NODE_ID:-1}"
+VOTERS="${KAFKA_VOTERS:-$NODE_ID@127.0.0.1:$CONTROLLER_PORT}"
+REPLICATION="${KAFKA_REPLICATION:-1}"
+MIN_ISR=$(( REPLICATION > 1 ? REPLICATION - 1 : 1 ))
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 KAFKA_DIR="$(realpath -m "$KAFKA_DIR")"
@@ -132,28 +144,56 @@ write_props() {
     sasl="sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$users;"
   fi
+  local tls=""
+  if [[ -n "${KAFKA_SSL_PORT:-}${KAFKA_MTLS_PORT:-}" ]]; then
+    [[ -r "${KAFKA_SSL_KEYSTORE:-}" ]] \
+      || EXIT_CODE=2 die "KAFKA_SSL_PORT/KAFKA_MTLS_PORT need KAFKA_SSL_KEYSTORE, a readable PEM file (key and certificate)"
+    # Kafka reads PEM stores itself (ssl.keystore.type=PEM): the test's CA needs no keytool.
+    tls="ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKA_SSL_KEYSTORE"
+    if [[ -n "${KAFKA_SSL_PORT:-}" ]]; then
+      listeners+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+      advertised+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+      protocols+=",SSL:SSL"
+    fi
+    if [[ -n "${KAFKA_MTLS_PORT:-}" ]]; then
+      [[ -r "${KAFKA_SSL_TRUSTSTORE:-}" ]] \
+        || EXIT_CODE=2 die "KAFKA_MTLS_PORT needs KAFKA_SSL_TRUSTSTORE, a readable PEM file of the clients' CA"
+      listeners+=",MTLS://127.0.0.1:$KAFKA_MTLS_PORT"
+      advertised+=",MTLS://127.0.0.1:$KAFKA_MTLS_PORT"
+      protocols+=",MTLS:SSL"
+      tls+="
+listener.name.mtls.ssl.client.auth=required
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location=$KAFKA_SSL_TRUSTSTORE"
+    fi
+  fi
   cat >"$PROPS" <<EOF
 # Written by tools/kafka/kafka.sh on every start; edits are overwritten.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+node.id=$NODE_ID
+controller.quorum.voters=$VOTERS
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=$protocols
 $sasl
+$tls
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
-# one node: replication 1 everywhere, and small internal topics so the first group join is quick
-offsets.topic.replication.factor=1
+# One node: replication 1 everywhere. A cluster: acks=all writes need REPLICATION-1 replicas in
+# sync, so one node may be down. Small internal topics so the first group join is quick.
+default.replication.factor=$REPLICATION
+min.insync.replicas=$MIN_ISR
+offsets.topic.replication.factor=$REPLICATION
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$REPLICATION
+transaction.state.log.min.isr=$MIN_ISR
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$REPLICATION
+share.coordinator.state.topic.min.isr=$MIN_ISR
 group.initial.rebalance.delay.ms=0
 # A restart is refused (DUPLICATE_BROKER_REGISTRATION) until the previous run's broker session
 # expires; the default 9 s session made every restart take ~15 s. 3 s is still far above any
@@ -169,8 +209,8 @@ format_storage() {
   [[ -f "$DATA_DIR/meta.properties" ]] && return 0
   # A Kafka cluster id (what `StorageTool random-uuid` prints: 16 random bytes, base64url, no
   # padding, not starting with '-'), made in Python to spare one JVM start.
-  local uuid
-  uuid="$("$PYTHON" -c '
+  local uuid="${KAFKA_CLUSTER_ID:-}"
+  [[ -n "$uuid" ]] || uuid="$("$PYTHON" -c '
 import base64, uuid
 while True:
     u = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
