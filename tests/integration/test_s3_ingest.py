@@ -135,6 +135,20 @@ def start_forward(deployment, aws_env, log, *args: str) -> subprocess.Popen:
                             env={**env, **aws_env}, stdout=log, stderr=subprocess.STDOUT)
 
 
+def kill_once_logged(process: subprocess.Popen, log_path, line: str, times: int) -> None:
+    """SIGKILL the forwarder as soon as its log has said ``line`` ``times`` times."""
+    try:
+        deadline = time.monotonic() + 120
+        while log_path.read_text().count(line) < times:
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -161,18 +175,8 @@ def test_follow_forwards_every_object_once_across_regions_days_and_a_kill(
     source = f"s3://{bucket}/AWSLogs/"  # digests beside the logs, as CloudTrail writes them
     args = ("--follow", "--poll-seconds", "0.5", "--objects-per-transaction", "2", source)
     with open(log_path, "ab") as log:
-        first = start_forward(d, aws_env, log, *args)
-        try:
-            # Killed as soon as part of the objects is committed: mid-way, mid-transaction.
-            deadline = time.monotonic() + 120
-            while log_path.read_text().count("messages committed") < 3:
-                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-                time.sleep(0.02)
-            first.send_signal(signal.SIGKILL)
-            first.wait(30)
-        finally:
-            if first.poll() is None:
-                first.kill()
+        # Killed as soon as part of the objects is committed: mid-way, mid-transaction.
+        kill_once_logged(start_forward(d, aws_env, log, *args), log_path, "messages committed", 3)
         at_kill = topic_event_ids(broker, topic)
         assert 0 < len(at_kill) < len(expected), "the kill did not land mid-way"
         second = start_forward(d, aws_env, log, *args)
@@ -287,17 +291,7 @@ def test_sqs_forwarder_killed_mid_way_loses_no_object(broker, deployment, aws_en
     args = ("--sqs-queue-url", queue_url, "--poll-seconds", "1")
     log_path = tmp_path / "forward.log"
     with open(log_path, "ab") as log:
-        first = start_forward(d, aws_env, log, *args)
-        try:
-            deadline = time.monotonic() + 120
-            while "records forwarded" not in log_path.read_text():
-                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-                time.sleep(0.02)
-            first.send_signal(signal.SIGKILL)
-            first.wait(30)
-        finally:
-            if first.poll() is None:
-                first.kill()
+        kill_once_logged(start_forward(d, aws_env, log, *args), log_path, "records forwarded", 1)
         at_kill = topic_event_ids(broker, topic)
         assert 0 < len(at_kill) < len(expected), "the kill did not land mid-way"
         second = start_forward(d, aws_env, log, *args)
