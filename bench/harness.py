@@ -44,7 +44,7 @@ def records_in(message: Message) -> int:
 def records_once(messages: list[Message], partitions: int) -> int:
     """What the workers' ``exfilguard_records_total`` reaches for these messages: a record sent
     to several partitions (address changes, lifecycle events) counts once, as the worker counts."""
-    from streams.core.records import MalformedRecord, decode_record
+    from streams.core.records import MalformedRecord, decode_record, unwrap
     from streams.kafka.routing import counted_here, route_of_event
 
     total = 0
@@ -56,10 +56,11 @@ def records_once(messages: list[Message], partitions: int) -> int:
             except MalformedRecord:
                 total += 1
                 continue
-            if parsed is None:
-                total += 1
+            if parsed is None and record is None:
+                total += 1  # skipped undecoded: one copy
                 continue
-            route = route_of_event(parsed, record)
+            # An AssumeRole minting a key has a copy on the signer's and the child's partition.
+            route = route_of_event(parsed, record if parsed is not None else unwrap(record))
             total += counted_here(route, message.partition or 0, partitions, batched,
                                   message.key, network_only)
     return total

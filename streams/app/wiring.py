@@ -335,7 +335,12 @@ def create_app(loaded: Config) -> faust.App:
         second agent, on this partition, as the copies one-per-record forwarding makes."""
         parsed, record = decode_record(raw)
         if parsed is None:
-            if not await follow_lineage(event, raw, record, batched):
+            followed = await follow_lineage(event, raw, record, batched)
+            # An AssumeRole minting a key has a copy on the signer's and the child's partition:
+            # counted on one; every other record has one copy, counted where it is.
+            if not followed or record is None or counted_here(
+                    route_of_event(None, unwrap(record)), event.message.partition, partitions,
+                    batched, event.key, is_network_only(event.headers)):
                 metrics.inc("exfilguard_records_total")
             return
         partition = event.message.partition

@@ -66,13 +66,19 @@ def test_metrics_follow_prometheus_conventions_and_count_each_record_once(deploy
     forwarded = d.exfilguard("forward", str(path))
     assert forwarded.returncode == 0, forwarded.stderr.decode()
 
+    seen: list = []
+
     def settled():
         families = scrape(worker)
         records = sample_values(families["exfilguard_records"], "exfilguard_records_total")
         lag = sample_values(families["exfilguard_consumer_lag"])
+        seen[:] = [records, lag]
         return families if records == {(): sent} and lag and not any(lag.values()) else None
 
-    families = wait_for(settled, 120, f"{sent} records counted and no lag")
+    try:
+        families = wait_for(settled, 120, f"{sent} records counted and no lag")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen records, lag: {seen}") from None
     for family in families.values():
         assert family.documentation and family.documentation != family.name, family.name
         assert family.type in ("counter", "gauge"), family.name
