@@ -107,11 +107,14 @@ def test_a_truncated_gzip_keeps_the_records_before_the_cut(tmp_path):
     assert result.stdout.splitlines()  # the theft is in the records before the cut
 
 
+# VmHWM, this process's own peak: ru_maxrss survives exec on Linux, so a child of a large
+# pytest process would report the parent's size.
 PEAK_RSS = """
-import resource, sys
+import re, sys
 from streams.cli.main import main
 code = main(sys.argv[1:])
-print("peak_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+print("peak_kb", hwm, file=sys.stderr)
 sys.exit(code)
 """
 
