@@ -149,6 +149,13 @@ def kill_once_logged(process: subprocess.Popen, log_path, line: str, times: int)
             process.kill()
 
 
+def queue_drained(sqs, queue_url: str) -> bool:
+    """No message on the queue, visible or in flight: every one was deleted."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+    return all(v == "0" for v in attributes["Attributes"].values())
+
+
 def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -247,12 +254,8 @@ def test_sqs_shared_queue_forwards_each_object_and_dead_letters_poison(
             wait_for(lambda: set(topic_event_ids(broker, topic)) >= set(expected), 180,
                      "every notified object")
 
-            def drained() -> bool:
-                attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
-                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
-                return all(v == "0" for v in attributes["Attributes"].values())
-
-            wait_for(drained, 60, "the queue to be empty: every message deleted")
+            wait_for(lambda: queue_drained(sqs, queue_url), 60,
+                     "the queue to be empty: every message deleted")
         finally:
             for forwarder in forwarders:
                 forwarder.send_signal(signal.SIGTERM)
@@ -299,12 +302,8 @@ def test_sqs_forwarder_killed_mid_way_loses_no_object(broker, deployment, aws_en
             wait_for(lambda: set(topic_event_ids(broker, topic)) >= set(expected), 180,
                      "every object after the kill")
 
-            def drained() -> bool:
-                attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
-                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
-                return all(v == "0" for v in attributes["Attributes"].values())
-
-            wait_for(drained, 60, "the queue to be empty: every message deleted")
+            wait_for(lambda: queue_drained(sqs, queue_url), 60,
+                     "the queue to be empty: every message deleted")
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(60) == 0, log_path.read_text()[-3000:]
