@@ -16,6 +16,10 @@ from streams.core.settings import DetectionConfig
 from streams.core.times import MS_PER_S
 
 MAX_INSTANCE_ADDRESSES = 16  # learned per instance; the oldest goes first
+# Address resets (stop/start) remembered per instance with the addresses before each, so a call
+# from before a reset that comes after it (late, or again after a worker's restart) is judged
+# against the addresses of its own time, as `detect` judges it in order.
+MAX_RESETS_KEPT = 4
 # Key lineage: a key minted with an instance's key (or one derived from it) is the instance's
 # too, up to this many AssumeRole hops from the instance key; raise it for deeper role chains.
 MAX_DERIVATION_DEPTH = 8
@@ -366,7 +370,8 @@ class Detector:
         instance_key = f"{owner}/{credential['instance']}"
         instance = self._instance(instance_key)
         learned = self.state.address_to_account.get("ip:" + call.source_ip)
-        known = Addresses(frozenset(instance["addresses"]), learned,
+        addresses = addresses_at(instance, call.event_time)
+        known = Addresses(frozenset(addresses), learned,
                           frozenset(instance.get("proven") or ()),
                           frozenset(instance.get("endpoints") or ()))
         verdict = classify(call, owner, self.config, self.aws, known)
@@ -378,9 +383,9 @@ class Detector:
             instance["endpoints"] = [*(instance.get("endpoints") or []),
                                      call.vpc_endpoint_id][-MAX_INSTANCE_ADDRESSES:]
             self.state.instance_to_addresses[instance_key] = instance
-        if verdict.learn_address and call.source_ip not in instance["addresses"]:
-            instance["addresses"].append(call.source_ip)
-            del instance["addresses"][:-MAX_INSTANCE_ADDRESSES]
+        if verdict.learn_address and call.source_ip not in addresses:
+            addresses.append(call.source_ip)
+            del addresses[:-MAX_INSTANCE_ADDRESSES]
             self.state.instance_to_addresses[instance_key] = instance
         # Lineage whatever the verdict: a benign chain still binds the child key.
         if call.derivation is not None:
@@ -397,7 +402,7 @@ class Detector:
                 return
             self._remember_offending_id(call, credential)
         watermark = self.state.partition_clock.get(WATERMARK, call.event_time)
-        aggregate = new_aggregate(call, credential, verdict, instance["addresses"], watermark)
+        aggregate = new_aggregate(call, credential, verdict, addresses, watermark)
         existing = self.state.finding_aggregates.get(aggregate["id"])
         if existing is None and aggregate["id"] in self.retired:  # its key came back: one finding
             existing = self.retired.pop(aggregate["id"])
@@ -529,7 +534,10 @@ class Detector:
             instance = self.state.instance_to_addresses.get(instance_key)
             if instance is None:
                 continue
-            # A stopped or started instance gets a new public address; relearn it.
+            # A stopped or started instance gets a new public address; relearn it. What it
+            # had stays for calls from before this moment (see addresses_at).
+            resets = [*(instance.get("resets") or []), [change.event_time, instance["addresses"]]]
+            instance["resets"] = resets[-MAX_RESETS_KEPT:]
             instance["addresses"] = []
             self.state.instance_to_addresses[instance_key] = instance
             if change.event_name == "TerminateInstances":
@@ -657,3 +665,12 @@ def _queue_key(call: ApiCall) -> str:
 
 def _unique(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
+
+
+def addresses_at(instance: dict, event_time: int) -> list[str]:
+    """The learned addresses of ``instance`` at ``event_time`` (the list itself, to learn into):
+    those before the first reset after that time, else the current ones."""
+    for reset_time, before in instance.get("resets") or ():
+        if event_time < reset_time:
+            return before
+    return instance["addresses"]
