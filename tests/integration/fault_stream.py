@@ -20,15 +20,10 @@ from test_pipeline import as_detect_gives, read_findings
 from test_scenarios_stream import merged_records
 
 CONFIG = "finding_update_interval_seconds: 0\n"
-# key-issued-before-job's key: forwarded in parts, the stream never sends its finding from the
-# instance's own address (54.152.0.10, count 3) that detect gives, even with no fault (a
-# control trial, `chaos.py --faults none`, shows it); left out until that is understood.
-DIVERGENT = b"ASIABEFOREJOBQ7XK2MZ"
 
 
 def stream_lines(folder: Path) -> list[bytes]:
-    lines = [line for line in merged_records(folder).read_bytes().splitlines()
-             if DIVERGENT not in line]
+    lines = merged_records(folder).read_bytes().splitlines()
     thefts = [issuance()] + [theft(n) for n in range(400)]
     thefts += [theft(1000 + n, ip="185.220.101.1") for n in range(100)]
     # After the scenarios, in the order test_scenarios_stream gives them (the pending rule's

@@ -29,6 +29,9 @@ def merged_records(tmp_path: Path) -> Path:
         data = data.replace(INSTANCE.upper(), f"{number:017X}".encode())
         # Two folders allocate the same elastic IP; in one stream it must be one account's.
         data = data.replace(b"18.204.10.20", f"18.204.10.{100 + number}".encode())
+        # So does a NAT gateway's address (nat-gateway-egress) that other folders' instances use
+        # as their own: in one stream it would be that account's NAT, and calls from it theft.
+        data = data.replace(b"54.152.0.10", f"54.152.{number}.10".encode())
         lines += [line for line in data.splitlines() if line.strip()]
     path = tmp_path / "scenarios.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
