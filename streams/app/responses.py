@@ -71,12 +71,14 @@ class ResponseNotes(threading.Thread):
             self.read += 1
 
     def run(self) -> None:
-        try:
-            self._follow()
-        except Exception as exc:  # the notes never take the worker down; the log says why
-            log.error("responses: reading %s stopped: %s: %s", self.topic, type(exc).__name__,
-                      exc)
-            self.caught_up.set()
+        while not self.stopping.is_set():
+            try:
+                self._follow()
+            except Exception as exc:  # the notes never take the worker down; the log says why
+                log.error("responses: reading %s failed, again in 10 s: %s: %s", self.topic,
+                          type(exc).__name__, exc)
+                self.caught_up.set()  # do not hold a restart's republishing any longer
+                self.stopping.wait(10)
 
     def _follow(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
@@ -89,7 +91,13 @@ class ResponseNotes(threading.Thread):
                              "enable.auto.commit": False, "auto.offset.reset": "earliest",
                              "log_level": 3})
         try:
-            partitions = consumer.list_topics(self.topic, timeout=30).topics[self.topic].partitions
+            # A topic just created may take a moment to show its partitions.
+            partitions: dict = {}
+            while not partitions and not self.stopping.is_set():
+                meta = consumer.list_topics(self.topic, timeout=30).topics[self.topic]
+                partitions = meta.partitions if meta.error is None else {}
+                if not partitions:
+                    self.stopping.wait(0.5)
             assigned = [TopicPartition(self.topic, p, 0) for p in sorted(partitions)]
             consumer.assign(assigned)
             # Where the topic ended when the worker started: read that far, then caught up.
