@@ -1,5 +1,5 @@
 """exfilguard: real-time detection of stolen EC2 instance credentials from CloudTrail. Parts:
 ``core``, ``config``, ``sources``, ``kafka``, ``aws``, ``geo``, ``offline``, ``app`` and ``cli``
-(README's Layout draws them; docs/architecture.md walks one record through)."""
+(docs/architecture.md draws them in its Layout and walks one record through)."""
 
 __version__ = "0.1.0"

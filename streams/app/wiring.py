@@ -4,6 +4,7 @@ the co-partitioned tables through the core; bad records go to the dead-letter to
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import ssl
@@ -18,6 +19,7 @@ from streams.app import metrics
 from streams.app.broker_health import BrokerReachability, RepeatFilter, install_repeat_filter
 from streams.app.fetching import Transport
 from streams.app.readiness import ConsumerProgress, Progress
+from streams.app.responses import ResponseNotes
 from streams.app.restore import bulk_restoring_tables
 from streams.aws.ipranges import load_aws_ranges, snapshot_age_seconds
 from streams.config.loader import Config
@@ -213,9 +215,13 @@ def create_app(loaded: Config) -> faust.App:
             if in_event:  # a table is written only while a record is being processed
                 first_emitted[finding_id] = first
         rendered["service"]["additionalInfo"]["detectedAt"] = format_time(first)
+        note = notes.note(finding_id)  # respond's note, kept on every later version
+        if note is not None:
+            rendered["service"]["additionalInfo"]["response"] = note
         return rendered
 
     sink = FindingsTopic(findings_topic, codec)
+    notes = ResponseNotes(kafka)
 
     async def send_encoded(finding_id: str, payload: bytes, severity: int) -> None:
         await sink.send_encoded(finding_id, payload)
@@ -442,10 +448,36 @@ def create_app(loaded: Config) -> faust.App:
             if now - sent_at >= interval:
                 await send_encoded(finding_id, unsent[finding_id], severity)
 
+    @app.task
+    async def follow_responses() -> None:
+        notes.ensure_started()
+
+    @app.timer(interval=1.0)
+    async def publish_responses() -> None:
+        """A note arrived or changed: the held finding's current version, with it, at once
+        (an update held back or sent before the note would otherwise be its last word)."""
+        for finding_id in notes.take_changed():
+            if finding_id not in state.finding_aggregates:
+                continue  # another worker's partition, or a finding no longer held
+            try:
+                rendered = stamp(detector.render(finding_id), in_event=False)
+                kind_of(rendered)
+                payload = codec.encode(rendered)
+            except Exception:  # one finding that cannot render never stops the others
+                log.error("finding %s cannot be rendered with its response note:\n%s",
+                          finding_id, traceback.format_exc())
+                continue
+            await send_encoded(finding_id, payload, rendered["severity"])
+
     @app.on_rebalance_complete.connect
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
-        # (ids are stable, so consumers see an idempotent update) so no update is lost.
+        # (ids are stable, so consumers see an idempotent update) so no update is lost; with
+        # the response notes read first, so the republished versions keep them.
+        notes.ensure_started()
+        if not await asyncio.to_thread(notes.wait_caught_up, 60.0):
+            log.warning("responses: %s not read to its end in 60 s; findings republished "
+                        "now get their notes when they arrive", kafka.topic_responses)
         for finding_id in list(state.finding_aggregates.keys()):
             if finding_id not in last_sent and finding_id in state.finding_aggregates:
                 try:
@@ -460,6 +492,7 @@ def create_app(loaded: Config) -> faust.App:
 
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:
+        notes.stopping.set()
         for finding_id in sorted(unsent):
             sent_at, severity = last_sent.get(finding_id, (0.0, 0))
             await send_encoded(finding_id, unsent[finding_id], severity)

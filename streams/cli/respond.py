@@ -20,8 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Put an inline deny-all policy (AWSRevokeOlderSessions) on the finding's "
                     "instance role for sessions issued before now, as the IAM console's "
                     "'Revoke active sessions' does: the stolen key stops working and the "
-                    "instance fetches fresh credentials. Prints each finding with its "
-                    "service.additionalInfo.response note.")
+                    "instance fetches fresh credentials. Each finding read from the topic "
+                    "gets its service.additionalInfo.response note written back: to the "
+                    "responses topic <findings>-responses, which the worker merges into the "
+                    "finding's versions on the findings topic. A finding looked up by id is "
+                    "also printed.")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("finding_id", nargs="?", metavar="FINDING_ID",
                        help="the finding to answer (its latest version)")
@@ -41,10 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "the topic")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--output", "-o", metavar="FILE",
-                     help="append the findings with their response notes here (default stdout)")
+                     help="also append the findings with their response notes here "
+                          "(default: stdout for one finding, nothing more with --from-topic)")
     out.add_argument("--output-topic", metavar="T",
-                     help="produce the findings with their response notes to this topic (JSON, "
-                          "keyed by finding id; created compacted), e.g. findings-responses")
+                     help="also produce the findings with their response notes to this "
+                          "topic (JSON, keyed by finding id; created compacted); the notes "
+                          "always go to <findings>-responses, which the worker reads")
     parser.add_argument("--topic", help="findings topic (default: the config's)")
     parser.add_argument("--group", help="with --from-topic: consumer group (default "
                                         "<app_id>-notify-respond)")
@@ -87,31 +92,41 @@ def iam_for_accounts(assume_role: str | None):
     return iam_for
 
 
-def emitter(args: argparse.Namespace):
-    """Where the noted findings go: a topic, a file, or stdout."""
-    path = args.output
-    if args.output_topic:
-        from streams.notify.ocsf_sink import JsonTopic
+def emitter(args: argparse.Namespace, write_back: bool):
+    """Where the noted findings go: with ``write_back``, the responses topic the worker reads
+    (so the note reaches the findings topic and stays on later versions); and a topic, a
+    file, or stdout (stdout only when neither write-back nor another output is asked for
+    with --from-topic)."""
+    from streams.notify.ocsf_sink import JsonTopic
 
+    path = args.output
+    topics: list[JsonTopic] = []
+    if write_back or args.output_topic:
         loaded = loaded_config(args)
-        if args.output_topic in (args.topic, loaded.kafka.topic_findings,
+        if args.output_topic and args.output_topic in (args.topic, loaded.kafka.topic_findings,
                                  loaded.kafka.topic_input):
             raise UserError(f"--output-topic {args.output_topic} is a topic exfilguard reads "
                             "or the worker writes: give the responses a topic of their own")
-        topic = JsonTopic(loaded.kafka, args.output_topic)
-        return lambda finding: topic.write([(finding["id"].encode(), json_line(finding))])
+        names = [loaded.kafka.topic_responses] if write_back else []
+        if args.output_topic and args.output_topic not in names:
+            names.append(args.output_topic)
+        topics = [JsonTopic(loaded.kafka, name) for name in names]
+    to_stdout = path is None and not args.output_topic and not (write_back and args.from_topic)
 
     def emit(finding: dict) -> None:
         line = json_line(finding)
-        if path is None:
+        for topic in topics:  # each delivered (flushed) before the finding's offset commits
+            topic.write([(finding["id"].encode(), line)])
+        if to_stdout:
             sys.stdout.buffer.write(line)
             sys.stdout.flush()
-            return
-        try:
-            with open(path, "ab") as out:
-                out.write(line)
-        except OSError as exc:
-            raise UserError(f"--output {path}: cannot write ({exc.strerror or exc})") from None
+        elif path is not None:
+            try:
+                with open(path, "ab") as out:
+                    out.write(line)
+            except OSError as exc:
+                raise UserError(f"--output {path}: cannot write ({exc.strerror or exc})"
+                                ) from None
 
     return emit
 
@@ -157,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"AWS credentials: {exc}; set them (or AWS_PROFILE) for the account "
                         "of the findings") from None
     responder = Responder(iam_for, args.allow_role, apply=args.apply)
-    emit = emitter(args)
+    # A finding read from the topic gets its note written back (the worker merges it into the
+    # finding's versions); one read from a file is offline and only printed.
+    emit = emitter(args, write_back=args.from_topic or not args.from_file)
     if args.from_topic:
         from streams.cli.notify import dead_letters, run_loop
 

@@ -21,5 +21,6 @@ def run(args: argparse.Namespace) -> int:
     created = ensure_topics(loaded.kafka)
     kafka = loaded.kafka
     note("topics", f"created {', '.join(created)}" if created else
-         f"{kafka.topic_input}, {kafka.topic_findings}, {kafka.topic_dlq} already exist")
+         f"{kafka.topic_input}, {kafka.topic_findings}, {kafka.topic_responses}, "
+         f"{kafka.topic_dlq} already exist")
     return 0

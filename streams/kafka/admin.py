@@ -87,10 +87,11 @@ def metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
 
 def ensure_topics(settings: KafkaSettings, names: list[str] | None = None,
                   timeout: float = 10.0, input_like: tuple[str, ...] = ()) -> list[str]:
-    """Create the missing ones among input, findings and dead-letter topics (or ``names``;
-    those in ``input_like`` get the input topic's settings); return those created."""
+    """Create the missing ones among input, findings, responses and dead-letter topics (or
+    ``names``; those in ``input_like`` get the input topic's settings); return those created."""
     meta = metadata(settings, timeout)
-    wanted = names or [settings.topic_input, settings.topic_findings, settings.topic_dlq]
+    wanted = names or [settings.topic_input, settings.topic_findings, settings.topic_responses,
+                       settings.topic_dlq]
     created = []
     new = []
     for name in wanted:
@@ -104,7 +105,8 @@ def ensure_topics(settings: KafkaSettings, names: list[str] | None = None,
                     f"{settings.partitions}: set {env_name('partitions')}={count}, or use "
                     f"a new topic (partitions cannot shrink)")
             continue
-        config = FINDINGS_CONFIG if name == settings.topic_findings else {}
+        config = FINDINGS_CONFIG if name in (settings.topic_findings,
+                                             settings.topic_responses) else {}
         if name == settings.topic_input or name in input_like:
             config = {"retention.ms": str(settings.input_retention_ms)}
         new.append(NewTopic(name, num_partitions=settings.partitions,

@@ -82,6 +82,10 @@ def _read(body: bytes, writer: Any) -> dict[str, Any]:
     for name in EVIDENCE_WHEN_SET:  # absent from the findings they do not concern, as detect
         if isinstance(evidence, dict) and evidence.get(name, ()) is None:  # writes them
             del evidence[name]
+    info = (finding.get("service") or {}).get("additionalInfo") if isinstance(finding, dict) \
+        else None
+    if isinstance(info, dict) and info.get("response", ()) is None:  # only an answered finding
+        del info["response"]                                        # carries a response note
     return finding
 
 

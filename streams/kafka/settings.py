@@ -67,6 +67,12 @@ class KafkaSettings:
     # default AWS chain (IRSA, instance profile, environment).
     aws_region: str | None = None
 
+    @property
+    def topic_responses(self) -> str:
+        """``exfilguard respond``'s notes, keyed by finding id (compacted): the worker reads it
+        and writes each note into its findings' versions."""
+        return f"{self.topic_findings}-responses"
+
     def confluent(self) -> dict[str, Any]:
         """librdkafka properties for confluent-kafka clients."""
         conf: dict[str, Any] = {

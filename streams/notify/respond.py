@@ -118,9 +118,19 @@ def _reason(exc: Exception) -> str:
     return f"iam PutRolePolicy: {exc}"
 
 
+def carried_note(finding: dict[str, Any]) -> dict[str, Any] | None:
+    """The response note a finding already carries (the worker writes it into later versions)."""
+    return (finding["service"].get("additionalInfo") or {}).get("response")
+
+
 class RespondNotifier:
     """``respond --from-topic``: a ``consumer.Notifier`` answering each finding id once; failed
-    responses go to the dead letters with their reason, and every response note to ``emit``."""
+    responses go to the dead letters with their reason, and every response note to ``emit``
+    (the responses topic, which the worker writes back into the finding's versions).
+
+    A version that carries an applied note is not answered again, whichever run applied it;
+    a failed response is tried again only on a version with more calls than the one that
+    failed, not on the worker's echo of the failed note."""
 
     name = "respond"
 
@@ -128,19 +138,24 @@ class RespondNotifier:
                  emit: Callable[[dict[str, Any]], None]) -> None:
         self.responder, self.dead, self.emit = responder, dead, emit
         self.answered: set[str] = set()
+        self.failed_at: dict[str, int] = {}  # finding id → its count when the response failed
         self.outcomes: dict[str, int] = {}
 
     def deliver(self, findings: list[dict[str, Any]]) -> None:
         for finding in findings:
-            if finding["id"] in self.answered:
+            finding_id, count = finding["id"], finding["service"]["count"]
+            if finding_id in self.answered or (carried_note(finding) or {}).get("applied"):
                 continue  # an update of a finding already answered: its sessions are revoked
+            if count <= self.failed_at.get(finding_id, -1):
+                continue  # the failed note coming back: no new call to answer
             response = self.responder.respond(finding)
             self.outcomes[response.outcome] = self.outcomes.get(response.outcome, 0) + 1
             self.emit(with_response(finding, response))
             if response.outcome == "failed":
                 self.dead.send(finding, f"respond: {response.reason}")
-            if response.outcome != "failed":
-                self.answered.add(finding["id"])
+                self.failed_at[finding_id] = count
+            else:
+                self.answered.add(finding_id)
 
     def close(self) -> str:
         return "responses: " + (", ".join(f"{n} {o}" for o, n in sorted(self.outcomes.items()))

@@ -133,3 +133,39 @@ def test_unreachable_aws_is_one_line(aws_env, finding_file):
                  "--apply")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "exfilguard respond: error: AWS credentials:" in result.stderr
+
+
+def test_the_workers_echo_of_a_note_is_not_answered_again(aws_env, role):
+    """The worker writes each note back into the finding's later versions: a version carrying
+    an applied note is not answered again (a new run included), and a failed response is tried
+    again only once the finding has more calls than when it failed."""
+    iam = client(aws_env, "iam")
+    notes = []
+
+    class Dead:
+        def send(self, finding, reason, raw=None):
+            pass
+
+    finding = ipv4()
+    applied = RespondNotifier(Responder(lambda _a: iam, [ROLE], apply=True), Dead(),
+                              notes.append)
+    applied.deliver([finding])
+    echo = notes[-1]  # what the worker's next version of the finding carries
+    fresh_run = RespondNotifier(Responder(lambda _a: iam, [ROLE], apply=True), Dead(),
+                                notes.append)
+    fresh_run.deliver([echo])
+    assert len(notes) == 1
+    ghost = json.loads(json.dumps(finding))
+    ghost["id"] = "f" * 32
+    ghost["resource"]["accessKeyDetails"]["userName"] = "ghost-role"  # no such role
+    failing = RespondNotifier(Responder(lambda _a: iam, ["ghost-role"], apply=True), Dead(),
+                              notes.append)
+    failing.deliver([ghost])
+    failing.deliver([notes[-1]])  # the failed note coming back: same count, not tried again
+    assert [n["service"]["additionalInfo"]["response"]["outcome"] for n in notes[1:]] == \
+        ["failed"]
+    more = json.loads(json.dumps(notes[-1]))
+    more["service"]["count"] += 1
+    failing.deliver([more])  # a new call: tried again
+    assert [n["service"]["additionalInfo"]["response"]["outcome"] for n in notes[1:]] == \
+        ["failed", "failed"]

@@ -254,7 +254,7 @@ def rendered_notes(tmp_path, *value_files) -> str:
 # The topics a running worker created (measured: `exfilguard worker` on the local broker, the
 # topics listed after it judged the public capture); NOTES must name each for the ACLs.
 WORKER_TOPICS = [
-    "cloudtrail", "findings", "cloudtrail-dlq", "exfilguard-instance-events",
+    "cloudtrail", "findings", "findings-responses", "cloudtrail-dlq", "exfilguard-instance-events",
     "exfilguard-__assignor-__leader",
 ] + [f"exfilguard-{t}-changelog" for t in (
     "instance_credentials", "instance_to_addresses", "address_to_account", "pending_calls",

@@ -1,17 +1,26 @@
 """``exfilguard respond`` reading the real broker and acting on moto's IAM: an id looked up on
 the findings topic (dry run), then --from-topic --apply revokes the role's sessions once and
-writes the noted finding to a responses topic."""
+writes the noted finding to a responses topic; with a worker running, the note reaches the
+findings topic in its encoding and stays on the worker's later versions of the finding."""
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import boto3
+import pytest
 from test_notify_ocsf_topic import read_all
+from test_pipeline import consume_all, write_config, write_jsonl
 
+from streams.kafka.codec import finding_codec
 from streams.kafka.settings import load_kafka_settings
 from streams.kafka.sink import produce_findings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cloudtrail_builders import at, call, issuance  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 ROLE = "stratus-red-team-ec2-steal-credentials-role"
@@ -37,8 +46,10 @@ def test_respond_from_the_findings_topic(deployment, moto_env):
                            "--timeout", "8", "--output-topic", responses, **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
-    [(key, noted)] = read_all(settings.bootstrap_servers, responses)
-    assert key == finding["id"].encode()
+    # The dry run by id is written back too (what would be done); the apply comes after it.
+    [(dry_key, dry), (key, noted)] = read_all(settings.bootstrap_servers, responses)
+    assert dry_key == key == finding["id"].encode()
+    assert dry["service"]["additionalInfo"]["response"]["outcome"] == "dry-run"
     note = noted["service"]["additionalInfo"]["response"]
     assert (note["outcome"], note["role"], note["policyName"]) == \
         ("applied", ROLE, "AWSRevokeOlderSessions")
@@ -46,3 +57,99 @@ def test_respond_from_the_findings_topic(deployment, moto_env):
     again = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", ROLE,
                          "--timeout", "5", **moto_env)
     assert again.returncode == 0 and b"0 findings in 0 batches" in again.stderr
+
+
+MOTO_ACCOUNT = "123456789012"  # moto's: the credentials' own account
+INSTANCE, KEY, THIEF = "i-0a1b2c3d4e5f60718", "ASIARESPONDNOTEQ7XK2", "45.33.32.156"
+
+
+def theft(n: int) -> dict:
+    return call(event_id=f"respond-theft-{n:03d}", time=at(minutes=2, seconds=n),
+                access_key=KEY, instance_id=INSTANCE, source_ip=THIEF, account=MOTO_ACCOUNT)
+
+
+def latest_versions(d, settings) -> dict[str, dict]:
+    """Each finding id's last message on the findings topic, decoded as its encoding says."""
+    codec = finding_codec(settings, writing=False)
+    latest = {}
+    for message in consume_all(settings.bootstrap_servers, settings.topic_findings):
+        latest[message.key().decode()] = codec.decode(message.value())
+    return latest
+
+
+def wait_for(d, settings, check, timeout: float = 60) -> dict:
+    """The latest version of the one finding, once ``check`` holds for it."""
+    deadline, finding = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        found = latest_versions(d, settings)
+        if found:
+            [finding] = found.values()
+            if check(finding):
+                return finding
+        time.sleep(1)
+    raise AssertionError(f"no such version in {timeout} s; the last: {finding}")
+
+
+def note_of(finding: dict) -> dict | None:
+    return finding["service"]["additionalInfo"].get("response")
+
+
+@pytest.mark.parametrize("encoding", ["avro", "json"])
+def test_the_note_reaches_the_findings_topic_and_stays_on_later_versions(
+        deployment, moto_env, tmp_path, encoding):
+    d = deployment(partitions=2, EXFILGUARD_FINDINGS_ENCODING=encoding)
+    settings = load_kafka_settings({}, environ=d.env)
+    config = str(write_config(tmp_path))  # every update published at once
+    worker = d.start_worker(config=config)
+    first = write_jsonl(tmp_path / "a.jsonl", [
+        issuance(event_id="respond-issuance", time=at(), instance_id=INSTANCE, access_key=KEY,
+                 account=MOTO_ACCOUNT), theft(0), theft(1)])
+    assert d.exfilguard("forward", first).returncode == 0
+    finding = wait_for(d, settings, lambda f: f["service"]["count"] == 2)
+    assert note_of(finding) is None
+    iam = boto3.client("iam", endpoint_url=moto_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    role = finding["resource"]["accessKeyDetails"]["userName"]
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
+
+    applied = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", role,
+                           "--timeout", "8", **moto_env)
+    assert applied.returncode == 0, applied.stderr.decode()
+    assert b"responses: 1 applied" in applied.stderr
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["AWSRevokeOlderSessions"]
+    # The note, on the responses topic and then, through the worker, on the findings topic:
+    [(key, noted)] = read_all(settings.bootstrap_servers, settings.topic_responses)
+    assert key == finding["id"].encode()
+    note = note_of(noted)
+    assert (note["outcome"], note["applied"], note["role"]) == ("applied", True, role)
+    on_topic = wait_for(d, settings, lambda f: note_of(f) is not None)
+    assert note_of(on_topic) == note and on_topic["service"]["count"] == 2
+    assert on_topic["id"] == finding["id"]
+
+    # The thief goes on: the worker's later version counts the calls and keeps the note.
+    more = write_jsonl(tmp_path / "b.jsonl", [theft(n) for n in range(2, 5)])
+    assert d.exfilguard("forward", more).returncode == 0
+    later = wait_for(d, settings, lambda f: f["service"]["count"] == 5)
+    assert note_of(later) == note
+
+    # A restarted worker republishes its held findings with their notes.
+    d.stop_worker(worker)
+    ends_before = len(consume_all(settings.bootstrap_servers, settings.topic_findings))
+    worker = d.start_worker(config=config)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        messages = consume_all(settings.bootstrap_servers, settings.topic_findings)
+        if len(messages) > ends_before:
+            break
+        time.sleep(1)
+    codec = finding_codec(settings, writing=False)
+    republished = [codec.decode(m.value()) for m in messages[ends_before:]]
+    assert republished and all(note_of(f) == note for f in republished)
+
+    # The echo of the note is not answered again: the role's sessions are revoked once.
+    again = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", role,
+                         "--timeout", "5", **moto_env)
+    assert again.returncode == 0, again.stderr.decode()
+    assert b"applied" not in again.stderr.split(b"responses:")[-1]
+    assert len(read_all(settings.bootstrap_servers, settings.topic_responses)) == 1
+    d.stop_worker(worker)

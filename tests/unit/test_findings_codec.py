@@ -61,9 +61,12 @@ def test_confluent_framing_is_magic_zero_schema_id_and_avro_body(finding):
         writer = json.loads(registry.schemas[schema_id - 1])
         body = fastavro.schemaless_reader(io.BytesIO(payload[5:]), fastavro.parse_schema(writer))
         ours = decode_finding(encode_finding(finding))
-        # Evidence only some findings carry is absent here; Avro readers see the fields' null.
+        # Evidence only some findings carry, and the response note of an answered finding, are
+        # absent here; Avro readers see the fields' null.
+        service = {**ours["service"], "additionalInfo": {**ours["service"]["additionalInfo"],
+                                                         "response": None}}
         assert body == {**ours, "evidence": {**ours["evidence"], "derivedFrom": None,
-                                             "vpcEndpointId": None}}
+                                             "vpcEndpointId": None}, "service": service}
         # exfilguard's reader fetches the writer's schema by id.
         reader = finding_codec(settings, writing=False)
         assert reader.decode(payload) == ours
@@ -130,3 +133,18 @@ def test_encoding_from_the_environment():
     settings = load_kafka_settings({}, environ={"EXFILGUARD_FINDINGS_ENCODING": "JSON"})
     assert settings.findings_encoding == "json"
     assert finding_codec(settings).encoding == "json"
+
+
+@pytest.mark.parametrize("encoding", ["avro", "json", "confluent"])
+def test_a_response_note_survives_every_encoding(finding, encoding):
+    noted = json.loads(json.dumps(finding))
+    noted["service"]["additionalInfo"]["response"] = {
+        "action": "revoke-sessions", "role": "web-role", "account": noted["accountId"],
+        "policyName": "AWSRevokeOlderSessions", "tokenIssuedBefore": "2026-12-03T06:00:00Z",
+        "applied": True, "outcome": "applied", "reason": "sessions denied"}
+    with RegistryStandIn() as registry:
+        settings = load_kafka_settings({"findings_encoding": encoding,
+                                        "schema_registry_url": registry.url}, environ={})
+        codec = finding_codec(settings)
+        assert codec.decode(codec.encode(noted)) == noted
+        assert "response" not in codec.decode(codec.encode(finding))["service"]["additionalInfo"]

@@ -27,8 +27,10 @@ def test_rules_are_named_ordered_and_documented():
     assert ALL[-1].stage == "call", "the last rule must decide every call left"
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Detection rules", 1)[1].split("\n## ", 1)[0]
+    full = (ROOT / "docs" / "rules.md").read_text()
     for rule in ALL:
         assert f"`{rule.name}`" in section, f"README's rules do not name {rule.name}"
+        assert f"`{rule.name}`" in full, f"docs/rules.md does not name {rule.name}"
         assert rule.doc and "\n" not in rule.doc
 
 
