@@ -84,19 +84,20 @@ def split_document(payload: bytes, origin: str, runs: bool = False) -> Iterator[
 
 
 def split_stream(stream: BinaryIO, origin: str, runs: bool = False,
-                 whole_bytes: int = MAX_DOCUMENT_BYTES,
-                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[Item | Lines]:
+                 whole_bytes: int | None = None,
+                 chunk_bytes: int | None = None) -> Iterator[Item | Lines]:
     """As ``split_document``, reading ``stream`` a chunk at a time: a record larger than
     ``MAX_RECORD_BYTES`` is dropped unread, so memory stays bounded whatever the file holds.
     A document of at most ``whole_bytes`` is decoded whole; a larger one record by record."""
     corrupt: list[str] = []
+    whole_bytes = MAX_DOCUMENT_BYTES if whole_bytes is None else whole_bytes
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     yield from _split(_chunks(stream, corrupt, chunk_bytes), origin, runs, whole_bytes)
     if corrupt:  # the records before the damage are read
         yield BadLine(origin, f"corrupt gzip: {corrupt[0]}")
 
 
-def _chunks(stream: BinaryIO, corrupt: list[str],
-            chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def _chunks(stream: BinaryIO, corrupt: list[str], chunk_bytes: int) -> Iterator[bytes]:
     """The stream's bytes, gunzipped when gzip (every member), as far as they can be read."""
     data = stream.read(chunk_bytes)
     if data[:2] != b"\x1f\x8b":
@@ -127,7 +128,7 @@ def _chunks(stream: BinaryIO, corrupt: list[str],
 
 
 def _split(chunks: Iterator[bytes], origin: str, runs: bool,
-           whole_bytes: int = MAX_DOCUMENT_BYTES) -> Iterator[Item | Lines]:
+           whole_bytes: int) -> Iterator[Item | Lines]:
     head = b""
     for chunk in chunks:
         head += chunk
@@ -455,7 +456,7 @@ class Source:
     size: int | None = None  # bytes on disk, for a local file
     s3_reader: S3Reader | None = None
 
-    def items(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Item]:
+    def items(self, chunk_bytes: int | None = None) -> Iterator[Item]:
         if self.path is None:
             assert self.s3_reader is not None
             for name, payload in self.s3_reader(self.name):
