@@ -49,17 +49,8 @@ def irrelevant_order_key(time_ms: int | None) -> OrderKey:
     return (time_ms or 0, IRRELEVANT_RANK, "")
 
 
-# A record held to be looked at again (it may prove a derived key's call) goes before every
-# event of its millisecond, so what it turns out to be is still in time to take its place.
-RECHECK_RANK = -1
-
-
-def recheck_key(time_ms: int) -> OrderKey:
-    return (time_ms, RECHECK_RANK)
-
-
 class ReorderBuffer:
-    """Values back in key order (``order_key``, ``recheck_key``) from input out of order by a
+    """Values back in key order (``order_key``) from input out of order by a
     bounded amount of event time: each is held until the caller says nothing read later can
     come before it (``release``). One that still comes after a later one went out is late:
     handed back by ``push`` to be judged at once, as the stream judges a record that arrives
@@ -81,8 +72,7 @@ class ReorderBuffer:
         return True
 
     def release(self, before_ms: int | None) -> Iterator[Any]:
-        """The values held from before ``before_ms`` of event time (None: all), in order; a
-        value pushed meanwhile that belongs among them comes out in its place."""
+        """The values held from before ``before_ms`` of event time (None: all), in order."""
         held = self._held
         while held and (before_ms is None or held[0][0][0] < before_ms):
             key, _, value = heapq.heappop(held)

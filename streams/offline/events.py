@@ -6,14 +6,13 @@ for the whole input: memory follows the window, not the number of records."""
 from __future__ import annotations
 
 import heapq
-import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core.detector import MAX_DERIVATION_DEPTH
-from streams.core.order import ReorderBuffer, order_key, recheck_key
+from streams.core.order import ReorderBuffer, order_key
 from streams.core.records import (
     ApiCall,
     Event,
@@ -29,7 +28,7 @@ from streams.core.records import (
 )
 from streams.core.settings import DEFAULT_LATE_ARRIVAL_GRACE_S
 from streams.core.timerange import TimeRange
-from streams.core.times import MS_PER_S, parse_time
+from streams.core.times import MS_PER_S
 from streams.sources.files import PEEK_CHUNK_BYTES, BadLine, Item, Record, Source
 
 # A minted key works at most 12 hours (AssumeRole's longest session): what the lineage knows of
@@ -69,10 +68,19 @@ def event_of(item: Item, derived: Any = frozenset()) -> tuple[Event | None, Any]
 class Lineage:
     """Which keys were minted by an instance's key (AssumeRole), hop by hop, learnt as records
     are read: a derived key's calls carry no instance id, so a record signed with one is decoded
-    again as derived. Keys not named for ``kept_ms`` of event time are forgotten."""
+    again as derived. A record signed with a temporary key not known derived is parked for
+    ``parked_ms`` of event time, in case an AssumeRole read after it minted its key. Keys not
+    named for ``kept_ms`` of event time are forgotten."""
 
-    def __init__(self, kept_ms: int = LINEAGE_KEPT_MS) -> None:
+    def __init__(self, kept_ms: int = LINEAGE_KEPT_MS,
+                 parked_ms: int = DEFAULT_LATE_ARRIVAL_GRACE_S * MS_PER_S) -> None:
         self.kept_ms = kept_ms
+        self.parked_ms = parked_ms
+        # key → its parked records, each in a holder shared by every key the record names
+        # (taken once); and (newest time when parked, key) in the order parked, to let go.
+        self.parked: dict[str, list[list[Item | None]]] = {}
+        self._parked_order: deque[tuple[int, str]] = deque()
+        self.ready: list[Item] = []  # parked records whose key proved derived
         self.roots: set[str] = set()  # keys the instances were given
         self.children: dict[str, list[str]] = {}  # signer → keys its AssumeRoles minted
         self.hops: dict[str, int] = {}  # key → fewest AssumeRole hops from an instance's key
@@ -85,6 +93,8 @@ class Lineage:
         return isinstance(key, str) and self.hops.get(key, 0) > 0 and key not in self.roots
 
     def note_event(self, event: Event) -> None:
+        if not self.now and self._parked_order:  # parked before any time was known: from now
+            self._parked_order = deque((event.event_time, key) for _, key in self._parked_order)
         self.now = max(self.now, event.event_time)
         if isinstance(event, Issuance):
             self._root(event.access_key_id)
@@ -108,6 +118,24 @@ class Lineage:
         else:
             keys = [k.decode(errors="replace") for k in signing_keys(item.raw or b"")]
         return [key for key in dict.fromkeys(keys) if key.startswith("ASIA")]
+
+    def park(self, item: Item, keys: list[str]) -> None:
+        holder: list[Item | None] = [item]
+        for key in keys:
+            self.parked.setdefault(key, []).append(holder)
+            self._parked_order.append((self.now, key))
+        order, horizon = self._parked_order, self.now - self.parked_ms
+        while order and order[0][0] < horizon:
+            _, key = order.popleft()
+            held = self.parked.get(key)
+            if held:
+                held.pop(0)
+                if not held:
+                    del self.parked[key]
+
+    def take_ready(self) -> list[Item]:
+        ready, self.ready = self.ready, []
+        return ready
 
     def any_derived(self, keys: list[str]) -> bool:
         found = False
@@ -150,76 +178,43 @@ class Lineage:
             if hops > MAX_DERIVATION_DEPTH or self.hops.get(key, hops + 1) <= hops:
                 continue
             self.hops[key] = hops
+            if hops and key in self.parked and key not in self.roots:
+                for holder in self.parked.pop(key):
+                    if holder[0] is not None:
+                        self.ready.append(holder[0])
+                        holder[0] = None
             stack += [(child, hops + 1) for child in self.children.get(key, ())]
 
 
-class Recheck:
-    """A record no instance session signed, signed with a temporary key: looked at again when
-    its turn comes, once every record near it in time has been read, in case an AssumeRole
-    read after it minted its key."""
-
-    __slots__ = ("event_time", "item", "keys")
-
-    def __init__(self, event_time: int, item: Item, keys: list[str]) -> None:
-        self.event_time = event_time
-        self.item = item
-        self.keys = keys
-
-
-def _decoded(items: Iterable[Item], stats: RunStats,
-             lineage: Lineage) -> Iterator[Event | Recheck]:
-    """One input's events in its own order, a derived key's decoded as derived; the records
-    that may yet prove a derived key's as ``Recheck``."""
+def _decoded(items: Iterable[Item], stats: RunStats, lineage: Lineage) -> Iterator[Event]:
+    """One input's events in its own order, a derived key's decoded as derived: at once when
+    its key is known derived, else when an AssumeRole read soon after mints it."""
     for item in items:
         stats.records += 1
         try:
             event, record = event_of(item)
             if event is not None:
                 lineage.note_event(event)
-                yield event
-                continue
-            keys = lineage.temporary_signers(item, record)
-            if not keys:
-                continue
-            if lineage.any_derived(keys):
-                event, _ = event_of(item, lineage)
-                if event is not None:
-                    yield event
-                continue
-            at = _time_of(item, record)
+            else:
+                keys = lineage.temporary_signers(item, record)
+                if keys and lineage.any_derived(keys):
+                    event, _ = event_of(item, lineage)
+                elif keys:
+                    lineage.park(item, keys)
         except MalformedRecord as exc:
             stats.note_bad(item.origin, str(exc))
             continue
-        if at is not None:
-            yield Recheck(at, item, keys)
-
-
-_EVENT_TIME = re.compile(rb'"eventTime"\s*:\s*"([^"\\]{1,40})"')
-
-
-def _time_of(item: Item, record: Any) -> int | None:
-    """A skipped record's event time, from its bytes where it was not decoded."""
-    try:
-        if record is None and isinstance(item, Record) and item.raw is not None:
-            found = _EVENT_TIME.search(item.raw)
-            if found is not None:
-                return parse_time(found.group(1).decode())
-            record = decode_json(item.raw)
-        record = unwrap(record)
-        return event_time_of(record) if isinstance(record, dict) else None
-    except (MalformedRecord, ValueError, RecursionError):
-        return None
-
-
-def _recheck(held: Recheck, stats: RunStats, lineage: Lineage) -> Event | None:
-    """A held record decoded again if a key that may have signed it is known derived now."""
-    if not lineage.any_derived(held.keys):
-        return None
-    try:
-        return event_of(held.item, lineage)[0]
-    except MalformedRecord as exc:
-        stats.note_bad(held.item.origin, str(exc))
-        return None
+        if event is not None:
+            yield event
+        if lineage.ready:
+            for parked in lineage.take_ready():
+                try:
+                    event, _ = event_of(parked, lineage)
+                except MalformedRecord as exc:
+                    stats.note_bad(parked.origin, str(exc))
+                    continue
+                if event is not None:
+                    yield event
 
 
 def first_time(source: Source) -> int | None:
@@ -257,7 +252,7 @@ def ordered_events(inputs: Sequence[Source] | Iterable[Item], stats: RunStats,
     already judged, is judged as it comes (``stats.late``), as the stream judges a record that
     arrives late: a call whose key is unknown by then is judged without its issuance.
     """
-    lineage = lineage if lineage is not None else Lineage()
+    lineage = lineage if lineage is not None else Lineage(parked_ms=reorder_s * MS_PER_S)
     window = window if window is not None else TimeRange()
     reorder_ms = reorder_s * MS_PER_S
     buffer = ReorderBuffer()
@@ -268,16 +263,7 @@ def ordered_events(inputs: Sequence[Source] | Iterable[Item], stats: RunStats,
         sources = [Source("items")]
         stream = inputs  # type: ignore[assignment]
 
-    def judged(value: Event | Recheck, late: bool) -> Iterator[Event]:
-        if isinstance(value, Recheck):
-            event = _recheck(value, stats, lineage)
-            if event is None:
-                return
-            if not late:  # its place among the events of its millisecond, still held
-                buffer.push(order_key(event), event)
-                return
-        else:
-            event = value
+    def judged(event: Event, late: bool) -> Iterator[Event]:
         if late:
             stats.late += 1
         if not window.bounded or event.event_time in window:
@@ -285,8 +271,8 @@ def ordered_events(inputs: Sequence[Source] | Iterable[Item], stats: RunStats,
             yield event
 
     def released(before_ms: int | None) -> Iterator[Event]:
-        for value in buffer.release(before_ms):
-            yield from judged(value, False)
+        for event in buffer.release(before_ms):
+            yield from judged(event, False)
 
     # [next event time, input number, its next event (None: not opened), events or source]
     heap: list[list[Any]] = []
@@ -300,16 +286,14 @@ def ordered_events(inputs: Sequence[Source] | Iterable[Item], stats: RunStats,
         if head is None:  # its turn: open it
             source = entry[3]
             if source.path is None and source.s3_reader is None:
-                events: Iterator[Event | Recheck] = _decoded(stream, stats, lineage)
+                events: Iterator[Event] = _decoded(stream, stats, lineage)
             else:
                 events = _decoded(source.items(), stats, lineage)
                 if source.small:
                     events = iter(list(events))
             entry[3] = events
         else:
-            key = (recheck_key(head.event_time) if isinstance(head, Recheck)
-                   else order_key(head))
-            if not buffer.push(key, head):
+            if not buffer.push(order_key(head), head):
                 yield from judged(head, True)
         head = next(entry[3], None)
         if head is None:
