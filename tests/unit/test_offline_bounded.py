@@ -122,3 +122,29 @@ def test_a_record_later_than_the_window_is_judged_as_it_comes(tmp_path):
     assert stats.late == 1
     assert sum(1 for e in events if type(e).__name__ == "Issuance") == sum(
         1 for r in records if r["eventName"] == "AssumeRole") + 1
+
+
+def test_gzip_files_and_one_large_document_give_the_golden_findings(tmp_path):
+    """The public capture gzipped, and its records in one document over the size decoded
+    whole (so split record by record, with the hostile-input splitter): the golden bytes."""
+    import gzip
+
+    capture = ROOT / "tests" / "fixtures" / "invictus" / "CloudTrail"
+    golden = (ROOT / "tests" / "golden" / "invictus-detect.jsonl").read_bytes()
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    records = []
+    for path in sorted(capture.glob("*.json")):
+        (zipped / (path.name + ".gz")).write_bytes(gzip.compress(path.read_bytes()))
+        records += json.loads(path.read_text())["Records"]
+    large = tmp_path / "large.json"
+    large.write_text(json.dumps({"Records": records}, indent=2))
+    assert large.stat().st_size > (1 << 20)
+    config = tmp_path / "config.yaml"
+    config.write_text("geoip: false\n")
+    exfilguard = str(Path(sys.executable).with_name("exfilguard"))
+    for source in (zipped, large):
+        run = subprocess.run([exfilguard, "detect", "--config", str(config), str(source)],
+                             cwd=ROOT, capture_output=True, check=False)
+        assert run.returncode == 0, run.stderr.decode()
+        assert run.stdout == golden, source
