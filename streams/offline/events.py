@@ -6,6 +6,7 @@ for the whole input: memory follows the window, not the number of records."""
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,7 @@ from streams.core.records import (
     Event,
     Issuance,
     MalformedRecord,
-    decode_json,
     decode_record,
-    event_time_of,
     minted_key,
     normalise,
     signing_keys,
@@ -28,14 +27,13 @@ from streams.core.records import (
 )
 from streams.core.settings import DEFAULT_LATE_ARRIVAL_GRACE_S
 from streams.core.timerange import TimeRange
-from streams.core.times import MS_PER_S
-from streams.sources.files import PEEK_CHUNK_BYTES, BadLine, Item, Record, Source
+from streams.core.times import MS_PER_S, parse_time
+from streams.sources.files import PEEK_CHUNK_BYTES, BadLine, Item, Source
 
 # A minted key works at most 12 hours (AssumeRole's longest session): what the lineage knows of
 # a key goes this long after the key was last named (beyond the detector's own grace for it).
 LINEAGE_KEPT_MS = 12 * 3600 * MS_PER_S
 _SWEEP_EVERY_MS = 3600 * MS_PER_S
-_PEEK_ITEMS = 16  # records tried for a file's first event time
 _UNKNOWN_START = -(1 << 62)  # a file whose first time cannot be read is opened first
 
 
@@ -217,25 +215,19 @@ def _decoded(items: Iterable[Item], stats: RunStats, lineage: Lineage) -> Iterat
                     yield event
 
 
+_EVENT_TIME = re.compile(rb'"eventTime"\s*:\s*"([^"\\]{1,64})"')
+
+
 def first_time(source: Source) -> int | None:
-    """The event time of a file's first record that has one (None: none in its first few)."""
+    """The first ``eventTime`` in a file's first bytes, found without decoding the file (None:
+    none there, or none that parses: the file is opened first)."""
     if source.path is None:
         return None
-    items = source.items(PEEK_CHUNK_BYTES)
+    found = _EVENT_TIME.search(source.head(PEEK_CHUNK_BYTES))
     try:
-        for _, item in zip(range(_PEEK_ITEMS), items, strict=False):
-            if not isinstance(item, Record):
-                continue
-            try:
-                record = item.data if item.raw is None else decode_json(item.raw)
-                record = unwrap(record)
-                if isinstance(record, dict):
-                    return event_time_of(record)
-            except (MalformedRecord, ValueError, RecursionError):
-                continue
-    finally:
-        items.close()  # type: ignore[attr-defined]
-    return None
+        return parse_time(found.group(1).decode()) if found else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def ordered_events(inputs: Sequence[Source] | Iterable[Item], stats: RunStats,

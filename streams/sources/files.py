@@ -469,6 +469,16 @@ class Source:
         except OSError as exc:
             raise UserError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
 
+    def head(self, size: int) -> bytes:
+        """About the first ``size`` bytes of a local file, gunzipped when gzip."""
+        assert self.path is not None
+        try:
+            with self.path.open("rb") as stream:
+                chunks = _chunks(stream, [], size)
+                return next(chunks, b"")
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
+
     @property
     def small(self) -> bool:
         return self.size is not None and self.size <= SMALL_FILE_BYTES

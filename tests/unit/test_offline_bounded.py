@@ -148,3 +148,24 @@ def test_gzip_files_and_one_large_document_give_the_golden_findings(tmp_path):
                              cwd=ROOT, capture_output=True, check=False)
         assert run.returncode == 0, run.stderr.decode()
         assert run.stdout == golden, source
+
+
+def test_a_files_turn_comes_at_its_first_event_time(tmp_path):
+    """A file is opened when the merge reaches its first record's eventTime, read from its
+    first bytes (gzip too); one whose start names none is opened first."""
+    import gzip
+
+    from streams.core.times import parse_time
+    from streams.offline.events import first_time
+
+    records = instance_traffic(20)
+    plain = write(tmp_path / "plain.jsonl", records)
+    zipped = tmp_path / "zipped.json.gz"
+    zipped.write_bytes(gzip.compress(json.dumps({"Records": records[3:]}).encode()))
+    unnamed = tmp_path / "unnamed.jsonl"
+    unnamed.write_text('{"@timestamp": "2024-03-01T10:00:00Z"}\n')
+    plain_source, zipped_source, unnamed_source = sources_of(
+        [str(plain), str(zipped), str(unnamed)])
+    assert first_time(plain_source) == parse_time(records[0]["eventTime"])
+    assert first_time(zipped_source) == parse_time(records[3]["eventTime"])
+    assert first_time(unnamed_source) is None
