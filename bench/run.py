@@ -23,6 +23,9 @@ state    bench/state.py: N live credentials (distinct keys and instances). Their
          traffic (hourly keys, instances ending, thefts) through the detector: every table's
          size, flat after warm-up (``python -m bench.state`` runs that part alone).
 scaling  two partitions: one worker, then two, each on a fresh deployment.
+offline  peak memory (VmHWM) of an ``exfilguard detect`` child over 1 and 10 million generated
+         records (quick: 20,000 and 80,000), written to a temporary directory and streamed:
+         ``offline.peak_rss_bytes`` per size (bench/offline.py).
 """
 
 from __future__ import annotations
@@ -603,6 +606,11 @@ def table(results: dict[str, Any]) -> str:
         lines += [f"scaling  {scaling['events']:,} records on 2 partitions: 1 worker "
                   f"{scaling['workers_1_events_per_s'] or 0:,}/s, 2 workers "
                   f"{scaling['workers_2_events_per_s'] or 0:,}/s (x{scaling['speedup']})"]
+    offline = results.get("offline")
+    if offline:
+        peaks = ", ".join(f"{int(size):,} records {peak / 2**20:.0f} MiB"
+                          for size, peak in offline["peak_rss_bytes"].items())
+        lines += [f"offline  detect peak RSS: {peaks} (x{offline['growth']})"]
     rows = targets(results)
     if rows:
         width = max(len(r[0]) for r in rows)
@@ -629,8 +637,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scaling-events", type=int, help="records per scaling run")
     parser.add_argument("--repeats", type=int, help="core repeats (best taken)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", default="core,e2e,state,scaling",
-                        help="comma-separated phases (core, e2e, state, scaling)")
+    parser.add_argument("--only", default="core,e2e,state,scaling,offline",
+                        help="comma-separated phases (core, e2e, state, scaling, offline)")
     parser.add_argument("--profile", action="store_true",
                         help="pyinstrument the core, py-spy the worker (bench/out/profile-*)")
     parser.add_argument("--output", help="results file (default bench/results.json, quick: "
@@ -659,12 +667,18 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     files_needed = max(args.events, args.e2e_events * 2, args.scaling_events)
-    files = dataset(args.seed, files_needed)
+    # The offline phase writes its own records (to a temporary directory).
+    files = (dataset(args.seed, files_needed)
+             if {"core", "e2e", "scaling"} & set(args.phases) else [])
     core_files = files[: -(-args.events // FILE_RECORDS)]
     if "core" in args.phases:
         log(f"core: {args.events:,} records")
         results["core"] = core_phase(core_files, args.repeats, args.profile)
-    broker_phases = [p for p in args.phases if p != "core"]
+    if "offline" in args.phases:
+        from bench.offline import FULL_SIZES, QUICK_SIZES, offline_phase
+
+        results["offline"] = offline_phase(QUICK_SIZES if args.quick else FULL_SIZES, args.seed)
+    broker_phases = [p for p in args.phases if p not in ("core", "offline")]
     if broker_phases:
         shutil.rmtree(RUN, ignore_errors=True)
         with harness.Broker(RUN / "kafka") as broker:

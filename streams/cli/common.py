@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from streams.config.loader import Config, load_config
 from streams.core.timerange import BadRange, TimeRange, parse_range
@@ -55,6 +56,14 @@ def time_range(args: argparse.Namespace) -> TimeRange:
 
 def note(command: str, message: str) -> None:
     print(f"exfilguard {command}: {message}", file=sys.stderr)
+
+
+def note_late(command: str, stats: Any, window_s: int) -> None:
+    """Say how many events came later than the reorder window (judged as they came)."""
+    if stats.late:
+        note(command, f"{stats.late} events came more than {window_s} s of event time behind "
+                      "newer ones (late_arrival_grace_seconds): judged as they came, as the "
+                      "stream judges late records")
 
 
 def s3_reader():

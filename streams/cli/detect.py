@@ -11,13 +11,14 @@ from streams.cli.common import (
     formatted_sink,
     loaded_config,
     note,
+    note_late,
     s3_reader,
 )
 from streams.errors import UserError
 from streams.geo import enricher_for
 from streams.offline.run import detect
 from streams.offline.sinks import JsonLinesSink, deliver
-from streams.sources.files import check_sources, iter_items
+from streams.sources.files import check_sources, sources_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = loaded_config(args)
     aws = load_aws_ranges(loaded.detection)
     check_sources(args.paths)
-    findings, stats, _ = detect(iter_items(args.paths, s3_reader()), loaded.detection,
+    findings, stats, _ = detect(sources_of(args.paths, s3_reader()), loaded.detection,
                                 aws, enricher_for(loaded))
     if stats.records == stats.bad:
         first = f"; first: {stats.first_bad[0]}" if stats.first_bad else ""
@@ -50,4 +51,5 @@ def run(args: argparse.Namespace) -> int:
          f"{len(findings)} findings")
     for line in stats.first_bad:
         note("detect", f"bad record {line}")
+    note_late("detect", stats, loaded.detection.late_arrival_grace_seconds)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from streams.aws.ipranges import load_aws_ranges
@@ -15,6 +15,7 @@ from streams.cli.common import (
     formatted_sink,
     loaded_config,
     note,
+    note_late,
     s3_reader,
     time_range,
 )
@@ -26,7 +27,7 @@ from streams.kafka.sink import TopicSink
 from streams.offline.replay import events_of_files, events_of_topic
 from streams.offline.run import RunStats, run_detection
 from streams.offline.sinks import JsonLinesSink, Sink, deliver
-from streams.sources.files import check_sources, iter_items
+from streams.sources.files import check_sources, sources_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,14 +78,17 @@ def describe_source(args: argparse.Namespace, loaded: Config) -> str:
 
 
 def read_source(args: argparse.Namespace, loaded: Config, command: str,
-                ) -> tuple[list[Event], RunStats]:
-    """The events of the PATHs or of the topic range, sorted as ``detect`` sorts them."""
+                reorder_s: int | None = None) -> tuple[Iterator[Event], RunStats]:
+    """The events of the PATHs or of the topic range, ordered as ``detect`` orders them, read
+    as they are consumed; ``reorder_s`` defaults to the config's late-arrival grace."""
     window = time_range(args)
+    if reorder_s is None:
+        reorder_s = loaded.detection.late_arrival_grace_seconds
     if args.paths:
         if args.topic:
             raise UserError("give PATHs or --topic, not both")
         check_sources(args.paths)
-        return events_of_files(iter_items(args.paths, s3_reader()), window)
+        return events_of_files(sources_of(args.paths, s3_reader()), window, reorder_s)
     topic = args.topic or loaded.kafka.topic_input
     if window.start_ms is None or window.end_ms is None:
         raise UserError(f"reading topic {topic} needs --start and --end (ISO 8601, e.g. "
@@ -93,7 +97,7 @@ def read_source(args: argparse.Namespace, loaded: Config, command: str,
         raise UserError(f"--max-delay {args.max_delay:g}: seconds, at least 0 (or -1)")
     max_delay_ms = None if args.max_delay == -1 else int(args.max_delay * 1000)
     events, stats, topic_stats = events_of_topic(loaded.kafka, topic, window, max_delay_ms,
-                                                 progress_bar(args))
+                                                 progress_bar(args), reorder_s)
     offsets = " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(topic_stats.offsets.items()))
     note(command, f"{topic_stats.describe()} (offsets {offsets}); read with no consumer group "
                   f"and no commits, the worker's group {loaded.kafka.app_id} untouched")
@@ -143,4 +147,5 @@ def run(args: argparse.Namespace) -> int:
                    f"{len(result.findings)} findings, {where}")
     for line in stats.first_bad:
         note("replay", f"bad record {line}")
+    note_late("replay", stats, loaded.detection.late_arrival_grace_seconds)
     return 0

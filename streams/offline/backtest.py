@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,7 +204,7 @@ def is_scored(finding: dict[str, Any], include_archived: bool) -> bool:
     return include_archived or not finding["service"]["archived"]
 
 
-def first_calls(events: list[Event], keys: set[str]) -> dict[str, ApiCall]:
+def first_calls(events: Iterable[Event], keys: set[str]) -> dict[str, ApiCall]:
     """The first call (in event order) signed with each of the keys."""
     found: dict[str, ApiCall] = {}
     for event in events:
@@ -215,7 +216,25 @@ def first_calls(events: list[Event], keys: set[str]) -> dict[str, ApiCall]:
     return found
 
 
-def score(run: Run, labels: Labels, events: list[Event],
+class FirstCalls:
+    """The first call signed with each of some keys, noted as the events go by (one pass: the
+    events are not kept), for ``score``'s evidence of a missed finding."""
+
+    def __init__(self, keys: set[str]) -> None:
+        self.keys = keys
+        self.calls: list[ApiCall] = []
+        self._seen: set[str] = set()
+
+    def noting(self, events: Iterable[Event]) -> Iterator[Event]:
+        for event in events:
+            if (isinstance(event, ApiCall) and event.access_key_id in self.keys
+                    and event.access_key_id not in self._seen):
+                self._seen.add(event.access_key_id)
+                self.calls.append(event)
+            yield event
+
+
+def score(run: Run, labels: Labels, events: Iterable[Event],
           include_archived: bool = False) -> Score:
     scored: dict[Pair, list[dict[str, Any]]] = {}
     archived = []

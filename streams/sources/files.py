@@ -83,29 +83,34 @@ def split_document(payload: bytes, origin: str, runs: bool = False) -> Iterator[
     return split_stream(io.BytesIO(payload), origin, runs)
 
 
-def split_stream(stream: BinaryIO, origin: str, runs: bool = False) -> Iterator[Item | Lines]:
+def split_stream(stream: BinaryIO, origin: str, runs: bool = False,
+                 whole_bytes: int | None = None,
+                 chunk_bytes: int | None = None) -> Iterator[Item | Lines]:
     """As ``split_document``, reading ``stream`` a chunk at a time: a record larger than
-    ``MAX_RECORD_BYTES`` is dropped unread, so memory stays bounded whatever the file holds."""
+    ``MAX_RECORD_BYTES`` is dropped unread, so memory stays bounded whatever the file holds.
+    A document of at most ``whole_bytes`` is decoded whole; a larger one record by record."""
     corrupt: list[str] = []
-    yield from _split(_chunks(stream, corrupt), origin, runs)
+    whole_bytes = MAX_DOCUMENT_BYTES if whole_bytes is None else whole_bytes
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    yield from _split(_chunks(stream, corrupt, chunk_bytes), origin, runs, whole_bytes)
     if corrupt:  # the records before the damage are read
         yield BadLine(origin, f"corrupt gzip: {corrupt[0]}")
 
 
-def _chunks(stream: BinaryIO, corrupt: list[str]) -> Iterator[bytes]:
+def _chunks(stream: BinaryIO, corrupt: list[str], chunk_bytes: int) -> Iterator[bytes]:
     """The stream's bytes, gunzipped when gzip (every member), as far as they can be read."""
-    data = stream.read(CHUNK_BYTES)
+    data = stream.read(chunk_bytes)
     if data[:2] != b"\x1f\x8b":
         while data:
             yield data
-            data = stream.read(CHUNK_BYTES)
+            data = stream.read(chunk_bytes)
         return
     inflate = zlib.decompressobj(wbits=31)
     try:
         while data:
             while data:
                 # Bounded output per step: a bomb's ratio never inflates a chunk whole.
-                out = inflate.decompress(data, CHUNK_BYTES)
+                out = inflate.decompress(data, chunk_bytes)
                 if out:
                     yield out
                 data = inflate.unconsumed_tail
@@ -115,14 +120,15 @@ def _chunks(stream: BinaryIO, corrupt: list[str]) -> Iterator[bytes]:
                         inflate = zlib.decompressobj(wbits=31)  # the next member
                     else:
                         data = b""
-            data = stream.read(CHUNK_BYTES)
+            data = stream.read(chunk_bytes)
         if not inflate.eof:
             corrupt.append("the file ends inside the compressed data")
     except zlib.error as exc:
         corrupt.append(str(exc))
 
 
-def _split(chunks: Iterator[bytes], origin: str, runs: bool) -> Iterator[Item | Lines]:
+def _split(chunks: Iterator[bytes], origin: str, runs: bool,
+           whole_bytes: int) -> Iterator[Item | Lines]:
     head = b""
     for chunk in chunks:
         head += chunk
@@ -140,10 +146,10 @@ def _split(chunks: Iterator[bytes], origin: str, runs: bool) -> Iterator[Item | 
         for chunk in chunks:
             parts.append(chunk)
             size += len(chunk)
-            if size > MAX_DOCUMENT_BYTES and size >= _HEAD_BYTES:
+            if size > whole_bytes and size >= _HEAD_BYTES:
                 break
         head = b"".join(parts)
-        if size <= MAX_DOCUMENT_BYTES:
+        if size <= whole_bytes:
             try:
                 document = _decoder.decode(head)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
@@ -431,3 +437,72 @@ def check_sources(sources: Iterable[str]) -> None:
     for source in sources:
         if not source.startswith("s3://"):
             local_files(source)
+
+
+# Offline, many files are open at once (merged by time): a document up to this is decoded whole,
+# a larger one record by record, and a file up to SMALL_FILE_BYTES on disk is read through at
+# once when its turn comes, so CloudTrail's many small delivery files hold no descriptor open.
+OFFLINE_WHOLE_BYTES = 1 << 20
+SMALL_FILE_BYTES = 8 << 20
+PEEK_CHUNK_BYTES = 64 << 10  # enough to read a file's first records
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One file, or one S3 prefix, whose records are read when ``items`` is called."""
+
+    name: str
+    path: Path | None = None  # a local file
+    size: int | None = None  # bytes on disk, for a local file
+    s3_reader: S3Reader | None = None
+
+    def items(self, chunk_bytes: int | None = None) -> Iterator[Item]:
+        if self.path is None:
+            assert self.s3_reader is not None
+            for name, payload in self.s3_reader(self.name):
+                yield from split_document(payload, name)  # type: ignore[misc]
+            return
+        try:
+            with self.path.open("rb") as stream:
+                yield from split_stream(stream, str(self.path), whole_bytes=OFFLINE_WHOLE_BYTES,
+                                        chunk_bytes=chunk_bytes)  # type: ignore[misc]
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
+
+    def head(self, size: int) -> bytes:
+        """About the first ``size`` bytes of a local file, gunzipped when gzip."""
+        assert self.path is not None
+        try:
+            with self.path.open("rb") as stream:
+                chunks = _chunks(stream, [], size)
+                return next(chunks, b"")
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
+
+    @property
+    def small(self) -> bool:
+        return self.size is not None and self.size <= SMALL_FILE_BYTES
+
+
+def sources_of(paths: Iterable[str], s3_reader: S3Reader | None = None,
+               on_skip: Callable[[Path, str], None] = skipped_note) -> list[Source]:
+    """The files of the paths (each S3 prefix one source, read in its listing order), as
+    ``iter_items`` would read them, not yet opened."""
+    found = []
+    for source in paths:
+        if source.startswith("s3://"):
+            if s3_reader is None:
+                raise UserError(f"{source}: S3 input needs boto3 and AWS credentials")
+            found.append(Source(source, s3_reader=s3_reader))
+            continue
+        skipped: list[tuple[Path, str]] = []
+        files = local_files(source, skipped)
+        for path, reason in skipped:
+            on_skip(path, reason)
+        for path in files:
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+            found.append(Source(str(path), path, size))
+    return found
