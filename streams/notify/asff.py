@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.notify.notes import AUTHOR, note_text, response_note
+
 SCHEMA_VERSION = "2018-10-08"
 GENERATOR_ID = "exfilguard"
 # Security Hub's type taxonomy is namespace/category/classifier; a stolen instance key used
@@ -13,6 +15,7 @@ TYPE_PREFIX = "TTPs/Credential Access/"
 SEVERITY_LABELS = {8: "HIGH", 5: "MEDIUM", 2: "LOW"}
 # ASFF's documented limits on these strings; a longer one is refused as InvalidInput.
 TITLE_MAX, DESCRIPTION_MAX = 256, 1024
+NOTE_MAX, PRODUCT_FIELD_MAX = 512, 2048
 
 
 def product_arn(region: str, account_id: str, partition: str = "aws") -> str:
@@ -44,6 +47,12 @@ def _remote_ip_details(ip: dict[str, Any]) -> dict[str, Any] | None:
     if organization:
         details["Organization"] = organization
     return details
+
+
+def _response_fields(note: dict[str, Any]) -> dict[str, str]:
+    """The note's every field in ProductFields, which a re-import does update (Note does not)."""
+    return {f"exfilguard/Response/{key[0].upper()}{key[1:]}": str(value)[:PRODUCT_FIELD_MAX]
+            for key, value in note.items() if value is not None and value != ""}
 
 
 def to_asff(finding: dict[str, Any], region: str | None = None) -> dict[str, Any]:
@@ -80,7 +89,7 @@ def to_asff(finding: dict[str, Any], region: str | None = None) -> dict[str, Any
         "exfilguard/RemoteAccountId": remote_account or "",
         "exfilguard/UserAgent": (call.get("userAgent") or {}).get("fullUserAgent", "")[:2048],
     }
-    return {
+    asff: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
         "Id": finding["id"],
         "ProductArn": product_arn(region, account, partition),
@@ -121,3 +130,11 @@ def to_asff(finding: dict[str, Any], region: str | None = None) -> dict[str, Any
         "Workflow": {"Status": "SUPPRESSED" if service.get("archived") else "NEW"},
         "RecordState": "ACTIVE",
     }
+    note = response_note(finding)
+    if note:
+        asff["ProductFields"].update(_response_fields(note))
+        # Security Hub keeps the Note of a finding's first import: a later import's is ignored
+        # (BatchUpdateFindings is the customer's way to change it), so ProductFields carry it too.
+        asff["Note"] = {"Text": note_text(note)[:NOTE_MAX], "UpdatedBy": AUTHOR,
+                        "UpdatedAt": note.get("tokenIssuedBefore") or finding["updatedAt"]}
+    return asff

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from streams import __version__
+from streams.notify.notes import note_text, response_note
 
 OCSF_VERSION = "1.8.0"
 CLASS_UID, CATEGORY_UID = 2004, 2
@@ -57,7 +58,9 @@ def to_ocsf(finding: dict[str, Any]) -> dict[str, Any]:
     account, region = finding["accountId"], finding["region"]
     partition = finding.get("partition") or "aws"
     role_arn = f"arn:{partition}:iam::{account}:role/{key['userName']}"
-    activity = 1 if service["count"] == 1 else 2
+    note = response_note(finding)
+    # A note is written into a finding that exists already: an Update even at one call.
+    activity = 1 if service["count"] == 1 and not note else 2
     severity_id, severity = severity_of(finding["severity"])
     archived = bool(service.get("archived"))
     remote_account = (call.get("remoteAccountDetails") or {}).get("accountId")
@@ -77,7 +80,7 @@ def to_ocsf(finding: dict[str, Any]) -> dict[str, Any]:
     if src.get("ip"):
         observables.insert(0, {"type_id": OBSERVABLE_IP, "type": "IP Address",
                                "name": "evidences.src_endpoint.ip", "value": src["ip"]})
-    return {
+    event: dict[str, Any] = {
         "activity_id": activity,
         "activity_name": ACTIVITIES[activity],
         "category_uid": CATEGORY_UID,
@@ -141,3 +144,15 @@ def to_ocsf(finding: dict[str, Any]) -> dict[str, Any]:
             "evidence": finding.get("evidence"),
         },
     }
+    if note:
+        # OCSF's comment is the finding's note (where BatchUpdateFindingsV2 writes its Comment);
+        # the note's fields, which no OCSF attribute holds, go to unmapped.
+        event["comment"] = note_text(note)
+        event["unmapped"]["response"] = note
+        if note.get("applied"):
+            event["remediation"] = {"desc": (
+                f"Done by exfilguard respond: sessions of role {note['role']} issued before "
+                f"{note['tokenIssuedBefore']} are denied (inline policy {note['policyName']}). "
+                "Left to do: find how the instance's metadata service was reached (SSRF, RCE) "
+                "and require IMDSv2.")}
+    return event

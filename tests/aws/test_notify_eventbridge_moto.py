@@ -13,6 +13,7 @@ from moto_world import client, run
 
 from streams.notify.consumer import DeadLetterFile
 from streams.notify.eventbridge import EventBridgeNotifier
+from streams.notify.respond import Response, with_response
 
 # A team's GuardDuty rule after the one change: exfilguard beside aws.guardduty.
 PATTERN = {"source": ["aws.guardduty", "exfilguard"], "detail-type": ["GuardDuty Finding"]}
@@ -63,6 +64,37 @@ def test_new_and_changed_findings_arrive_as_guardduty_events(aws_env, tmp_path):
     third = run(aws_env, *args)
     assert third.returncode == 0, third.stderr
     assert [e["detail"]["service"]["count"] for e in received(aws_env, url)] == [5]
+
+
+def test_a_response_note_is_put_again_and_a_rule_can_match_it(aws_env, tmp_path):
+    url = routed_queue(aws_env, "noted-bus")
+    events = client(aws_env, "events")
+    # A second rule, on the note itself: only applied revocations reach this queue.
+    applied_url = client(aws_env, "sqs").create_queue(QueueName="applied")["QueueUrl"]
+    applied_arn = client(aws_env, "sqs").get_queue_attributes(
+        QueueUrl=applied_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="applied", EventBusName="noted-bus", EventPattern=json.dumps(
+        {**PATTERN, "detail": {"service": {"additionalInfo": {"response": {
+            "outcome": ["applied"]}}}}}))
+    events.put_targets(Rule="applied", EventBusName="noted-bus",
+                       Targets=[{"Id": "q", "Arn": applied_arn}])
+    finding = ipv4()
+    role = finding["resource"]["accessKeyDetails"]["userName"]
+    dry, applied = (with_response(finding, Response(
+        "revoke-sessions", role, finding["accountId"], outcome == "applied", outcome, "…",
+        token_issued_before="2026-12-03T06:00:00Z")) for outcome in ("dry-run", "applied"))
+    state = str(tmp_path / "put.json")
+    for version in (finding, dry, applied):
+        path = write_jsonl(tmp_path / "findings.jsonl", [version])
+        result = run(aws_env, "notify", "eventbridge", "--bus", "noted-bus", "--from-file",
+                     str(path), "--state", state)
+        assert result.returncode == 0, result.stderr
+    # Each note changes the finding, so each version is an event, the note in its detail.
+    notes = [(e["detail"]["service"].get("additionalInfo") or {}).get("response")
+             for e in received(aws_env, url)]
+    assert [n and n["outcome"] for n in notes] == [None, "dry-run", "applied"]
+    [only] = received(aws_env, applied_url)
+    assert only["detail"] == applied
 
 
 def test_ten_entries_a_call(aws_env, tmp_path):

@@ -15,6 +15,7 @@ from moto_world import MANAGEMENT, client, run
 
 from streams.notify.asff import product_arn, to_asff
 from streams.notify.consumer import DeadLetterFile
+from streams.notify.respond import Response, with_response
 from streams.notify.securityhub import DeliveryFailed, SecurityHubNotifier
 
 
@@ -75,6 +76,26 @@ def test_the_command_imports_a_file_and_a_second_run_updates(aws_env, tmp_path):
     assert len(stored) == before  # the same ids: updated, not duplicated
     assert stored[findings[0]["id"]]["ProductFields"]["exfilguard/Count"] == "7"
     assert stored[findings[0]["id"]]["UpdatedAt"] == "2023-07-10T12:30:00.000Z"
+
+
+def test_a_noted_version_carries_the_response(aws_env, tmp_path):
+    finding = own(copies(ipv4(), 1)[0])
+    role = finding["resource"]["accessKeyDetails"]["userName"]
+    noted = with_response(finding, Response(
+        "revoke-sessions", role, MANAGEMENT, True, "applied", "sessions denied",
+        token_issued_before="2026-12-03T06:00:00Z"))
+    path = write_jsonl(tmp_path / "findings.jsonl", [finding, noted])  # as the topic holds them
+    result = run(aws_env, "notify", "securityhub", "--from-file", str(path))
+    assert result.returncode == 0, result.stderr
+    stored = hub_findings(aws_env)[finding["id"]]
+    assert stored["ProductFields"]["exfilguard/Response/Outcome"] == "applied"
+    assert stored["ProductFields"]["exfilguard/Response/Role"] == role
+    # moto accepts and keeps a re-import's Note; Security Hub itself keeps the first import's
+    # (so ProductFields above are what a Security Hub user sees change).
+    assert stored["Note"] == {"Text": f"applied: revoke-sessions on role {role} in account "
+                                      f"{MANAGEMENT}: sessions denied",
+                              "UpdatedBy": "exfilguard respond",
+                              "UpdatedAt": "2026-12-03T06:00:00Z"}
 
 
 def test_batches_of_at_most_100(aws_env, tmp_path):

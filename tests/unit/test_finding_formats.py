@@ -17,6 +17,7 @@ from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
 from streams.notify.asff import to_asff
 from streams.notify.ocsf import OCSF_VERSION, to_ocsf
+from streams.notify.respond import Response, with_response
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -135,3 +136,60 @@ def test_summary_and_a_format_are_one_line_apart():
     result = run("findings", "--summary", "--format", "ocsf")
     assert result.returncode == 2 and b"Traceback" not in result.stderr
     assert b"--summary prints readable lines, --format ocsf JSON: give one" in result.stderr
+
+
+def responded(outcome: str) -> dict:
+    """The public capture's finding with respond's note, as the worker writes it back."""
+    finding = json.loads((GOLDEN / "invictus-detect.jsonl").read_text())
+    role = finding["resource"]["accessKeyDetails"]["userName"]
+    reasons = {"applied": f"sessions of role {role} issued before 2026-12-03T06:00:00Z denied",
+               "dry-run": "dry run: --apply puts the policy"}
+    return with_response(finding, Response(
+        "revoke-sessions", role, finding["accountId"], outcome == "applied", outcome,
+        reasons[outcome], token_issued_before="2026-12-03T06:00:00Z"))
+
+
+def test_the_response_note_in_asff(batch_import):
+    applied, plain = to_asff(responded("applied")), to_asff(FINDINGS[0])
+    assert "Note" not in plain and not any(k.startswith("exfilguard/Response/")
+                                           for k in plain["ProductFields"])
+    role = responded("applied")["resource"]["accessKeyDetails"]["userName"]
+    assert applied["Note"] == {
+        "Text": f"applied: revoke-sessions on role {role} in account 123837392027: sessions of "
+                f"role {role} issued before 2026-12-03T06:00:00Z denied",
+        "UpdatedBy": "exfilguard respond", "UpdatedAt": "2026-12-03T06:00:00Z"}
+    # Security Hub ignores a re-import's Note: ProductFields, which it updates, hold every field.
+    fields = applied["ProductFields"]
+    assert fields["exfilguard/Response/Outcome"] == "applied"
+    assert fields["exfilguard/Response/Applied"] == "True"
+    assert fields["exfilguard/Response/PolicyName"] == "AWSRevokeOlderSessions"
+    assert fields["exfilguard/Response/TokenIssuedBefore"] == "2026-12-03T06:00:00Z"
+    assert to_asff(responded("dry-run"))["Note"]["Text"].startswith("dry-run: revoke-sessions")
+    report = ParamValidator().validate(
+        {"Findings": [applied, to_asff(responded("dry-run"))]}, batch_import)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_the_response_note_in_ocsf(detection_finding):
+    applied, dry = to_ocsf(responded("applied")), to_ocsf(responded("dry-run"))
+    assert problems(detection_finding, applied) == [] and problems(detection_finding, dry) == []
+    assert applied["comment"] == to_asff(responded("applied"))["Note"]["Text"]
+    assert applied["unmapped"]["response"] == \
+        responded("applied")["service"]["additionalInfo"]["response"]
+    assert applied["remediation"]["desc"].startswith("Done by exfilguard respond: sessions of "
+                                                     "role ")
+    # A dry run did nothing: the advice stays what to do.
+    assert dry["remediation"]["desc"].startswith("Revoke the instance role's active sessions")
+    assert dry["comment"].startswith("dry-run: ")
+    assert "comment" not in to_ocsf(FINDINGS[0])
+
+
+def test_a_noted_finding_of_one_call_is_an_update():
+    first = next(f for f in FINDINGS if f["service"]["count"] == 1)
+    noted = with_response(first, Response("none", None, first["accountId"], False, "skipped",
+                                          "the finding names no role"))
+    assert to_ocsf(first)["activity_id"] == 1
+    assert (to_ocsf(noted)["activity_id"], to_ocsf(noted)["type_uid"]) == (2, 200402)
+    assert to_ocsf(noted)["comment"] == ("skipped: none in account "
+                                         f"{first['accountId']}: the finding names no role")
+    assert to_asff(noted)["Note"]["UpdatedAt"] == first["updatedAt"]  # no time of acting
