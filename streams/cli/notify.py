@@ -157,6 +157,9 @@ def register_securityhub(notifiers: argparse._SubParsersAction) -> None:
     parser.add_argument("--region", help="Security Hub's region (default: AWS_REGION)")
     parser.add_argument("--attempts", type=int, default=3, metavar="N",
                         help="imports of a refused finding before it is dead-lettered (default 3)")
+    parser.add_argument("--set-notes", action="store_true",
+                        help="also set each response note as the finding's Security Hub Note "
+                             "(BatchUpdateFindings; needs securityhub:BatchUpdateFindings)")
     parser.set_defaults(run=run_securityhub)
 
 
@@ -167,7 +170,7 @@ def run_securityhub(args: argparse.Namespace) -> int:
     client = aws_client("securityhub", args.region)
     dead = dead_letters(args)
     notifier = SecurityHubNotifier(client, dead, attempts=args.attempts,
-                                   own_account=caller_account())
+                                   own_account=caller_account(), set_notes=args.set_notes)
     return run_loop(args, notifier, dead)
 
 

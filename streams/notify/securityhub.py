@@ -1,6 +1,8 @@
 """Findings to AWS Security Hub: each as ASFF, imported with ``BatchImportFindings`` in batches of
 at most 100; findings Security Hub refuses (``FailedFindings``) are retried, then dead-lettered
-with its error. The boto3 client is built at the edge and handed in."""
+with its error. With ``set_notes``, a response note is also set as the finding's Security Hub
+Note with ``BatchUpdateFindings``, as a re-import's Note is ignored. The boto3 client is built at
+the edge and handed in."""
 
 from __future__ import annotations
 
@@ -26,12 +28,14 @@ class DeliveryFailed(consumer.DeliveryFailed, UserError):
 
 
 class SecurityHubNotifier:
-    """A ``consumer.Notifier``: every finding version is imported (same Id: an update)."""
+    """A ``consumer.Notifier``: every finding version is imported (same Id: an update), and with
+    ``set_notes`` each new response note set once per run as the finding's Note."""
 
     name = "securityhub"
 
     def __init__(self, client: Any, dead: consumer.DeadLetters, region: str | None = None,
                  attempts: int = DEFAULT_ATTEMPTS, own_account: str | None = None,
+                 set_notes: bool = False,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.dead = dead
@@ -39,7 +43,10 @@ class SecurityHubNotifier:
         self.region = region or client.meta.region_name
         self.attempts = max(1, attempts)
         self._sleep = sleep
+        self.set_notes = set_notes
+        self.noted: dict[str, str] = {}  # finding id → the Note text set in this run
         self.imported = self.retried = self.dead_lettered = self.calls = 0
+        self.notes_set = self.notes_unset = 0
 
     def deliver(self, findings: list[dict[str, Any]]) -> None:
         mapped: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -79,6 +86,50 @@ class SecurityHubNotifier:
         for finding_id, (finding, _) in pending.items():
             self._dead(finding, f"securityhub FailedFindings after {self.attempts} attempts: "
                                 f"{failures[finding_id]}")
+        if self.set_notes:
+            self._set_notes([asff for _, asff in batch if asff["Id"] not in pending])
+
+    def _set_notes(self, imported: list[dict[str, Any]]) -> None:
+        """Each new Note of imported findings through BatchUpdateFindings, one call per text."""
+        by_text: dict[str, list[dict[str, Any]]] = {}
+        for asff in imported:
+            note = asff.get("Note")
+            if note and self.noted.get(asff["Id"]) != note["Text"]:
+                by_text.setdefault(note["Text"], []).append(asff)
+        for text, findings in by_text.items():
+            for start in range(0, len(findings), MAX_PER_CALL):
+                chunk = findings[start:start + MAX_PER_CALL]
+                answer = self._update(chunk, {"Text": text,
+                                              "UpdatedBy": chunk[0]["Note"]["UpdatedBy"]})
+                unset = {u.get("FindingIdentifier", {}).get("Id"): u
+                         for u in answer.get("UnprocessedFindings", [])}
+                for asff in chunk:
+                    if asff["Id"] in unset:
+                        # Imported, with the note in ProductFields: only Security Hub's own
+                        # Note is missing, so the finding is not dead-lettered.
+                        self.notes_unset += 1
+                        log.warning("finding %s: Note not set: %s: %s", asff["Id"],
+                                    unset[asff["Id"]].get("ErrorCode"),
+                                    unset[asff["Id"]].get("ErrorMessage"))
+                    else:
+                        self.notes_set += 1
+                        self.noted[asff["Id"]] = text
+
+    def _update(self, findings: list[dict[str, Any]], note: dict[str, str]) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.batch_update_findings(
+                FindingIdentifiers=[{"Id": f["Id"], "ProductArn": f["ProductArn"]}
+                                    for f in findings], Note=note)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise DeliveryFailed(
+                f"securityhub BatchUpdateFindings: {error.get('Code')}: {error.get('Message')}; "
+                "--set-notes needs securityhub:BatchUpdateFindings (or leave it off: the note "
+                "is in ProductFields)", exit_code=1) from None
+        except BotoCoreError as exc:
+            raise DeliveryFailed(f"securityhub BatchUpdateFindings: {exc}", exit_code=1) from None
 
     def _call(self, findings: list[dict[str, Any]]) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -101,5 +152,7 @@ class SecurityHubNotifier:
         self.dead_lettered += 1
 
     def close(self) -> str:
+        notes = (f", {self.notes_set} notes set, {self.notes_unset} not"
+                 if self.set_notes else "")
         return (f"{self.imported} imported to Security Hub in {self.calls} calls, "
-                f"{self.retried} retried, {self.dead_lettered} refused")
+                f"{self.retried} retried, {self.dead_lettered} refused{notes}")

@@ -98,6 +98,84 @@ def test_a_noted_version_carries_the_response(aws_env, tmp_path):
                               "UpdatedAt": "2026-12-03T06:00:00Z"}
 
 
+def noted(finding: dict, outcome: str) -> dict:
+    role = finding["resource"]["accessKeyDetails"]["userName"]
+    return with_response(finding, Response("revoke-sessions", role, finding["accountId"],
+                                           outcome == "applied", outcome, f"{outcome} reason",
+                                           token_issued_before="2026-12-03T06:00:00Z"))
+
+
+def stub_hub():
+    return boto3.client("securityhub", region_name="us-east-1", aws_access_key_id="x",
+                        aws_secret_access_key="x")
+
+
+IMPORTED = {"FailedCount": 0, "SuccessCount": 1, "FailedFindings": []}
+
+
+def test_set_notes_sets_each_new_note_once(tmp_path):
+    # moto has no BatchUpdateFindings: botocore's Stubber checks the calls against the model.
+    hub = stub_hub()
+    finding = own(ipv4())
+    dry, applied = noted(finding, "dry-run"), noted(finding, "applied")
+    identifier = [{"Id": finding["id"], "ProductArn": to_asff(finding)["ProductArn"]}]
+    dead = DeadLetterFile(str(tmp_path / "dead.jsonl"))
+    notifier = SecurityHubNotifier(hub, dead, set_notes=True)
+    with Stubber(hub) as stub:
+        stub.add_response("batch_import_findings", IMPORTED, {"Findings": [to_asff(finding)]})
+        stub.add_response("batch_import_findings", IMPORTED, {"Findings": [to_asff(dry)]})
+        stub.add_response("batch_update_findings",
+                          {"ProcessedFindings": identifier, "UnprocessedFindings": []},
+                          {"FindingIdentifiers": identifier,
+                           "Note": {"Text": to_asff(dry)["Note"]["Text"],
+                                    "UpdatedBy": "exfilguard respond"}})
+        stub.add_response("batch_import_findings", IMPORTED, {"Findings": [to_asff(dry)]})
+        stub.add_response("batch_import_findings", IMPORTED, {"Findings": [to_asff(applied)]})
+        stub.add_response("batch_update_findings",
+                          {"ProcessedFindings": identifier, "UnprocessedFindings": []},
+                          {"FindingIdentifiers": identifier,
+                           "Note": {"Text": to_asff(applied)["Note"]["Text"],
+                                    "UpdatedBy": "exfilguard respond"}})
+        # No note, a new note, the same note again (no update call), a changed note.
+        for version in (finding, dry, dry, applied):
+            notifier.deliver([version])
+        stub.assert_no_pending_responses()
+    assert (notifier.notes_set, notifier.notes_unset, dead.count) == (2, 0, 0)
+    assert notifier.close().endswith("2 notes set, 0 not")
+
+
+def test_a_note_security_hub_does_not_take_is_counted_not_dead_lettered(tmp_path):
+    hub = stub_hub()
+    finding = noted(own(ipv4()), "applied")
+    identifier = {"Id": finding["id"], "ProductArn": to_asff(finding)["ProductArn"]}
+    dead = DeadLetterFile(str(tmp_path / "dead.jsonl"))
+    notifier = SecurityHubNotifier(hub, dead, set_notes=True)
+    with Stubber(hub) as stub:
+        stub.add_response("batch_import_findings", IMPORTED)
+        stub.add_response("batch_update_findings", {
+            "ProcessedFindings": [], "UnprocessedFindings": [{
+                "FindingIdentifier": identifier, "ErrorCode": "FindingNotFound",
+                "ErrorMessage": "not yet"}]})
+        notifier.deliver([finding])
+        stub.assert_no_pending_responses()
+    assert (notifier.imported, notifier.notes_set, notifier.notes_unset) == (1, 0, 1)
+    assert dead.count == 0  # imported, the note in ProductFields: only Security Hub's Note lacks
+
+
+def test_set_notes_without_the_permission_stops_with_one_line(tmp_path):
+    hub = stub_hub()
+    notifier = SecurityHubNotifier(hub, DeadLetterFile(str(tmp_path / "dead.jsonl")),
+                                   set_notes=True)
+    with Stubber(hub) as stub:
+        stub.add_response("batch_import_findings", IMPORTED)
+        stub.add_client_error("batch_update_findings", "AccessDeniedException",
+                              "not authorized to perform: securityhub:BatchUpdateFindings")
+        with pytest.raises(DeliveryFailed, match="--set-notes needs "
+                                                 "securityhub:BatchUpdateFindings") as raised:
+            notifier.deliver([noted(own(ipv4()), "applied")])
+    assert raised.value.exit_code == 1
+
+
 def test_batches_of_at_most_100(aws_env, tmp_path):
     hub = client(aws_env, "securityhub")
     sizes: list[int] = []
