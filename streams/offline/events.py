@@ -10,6 +10,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from streams.core.detector import MAX_DERIVATION_DEPTH
@@ -215,6 +216,27 @@ def _decoded(items: Iterable[Item], stats: RunStats, lineage: Lineage) -> Iterat
                     yield event
 
 
+# A file's events are sorted in runs of this many before the merge, as ``exfilguard forward``
+# sorts a file's records (in runs of its SORT_CHUNK records) before they reach the stream: a
+# file whose records are out of order by more than the reorder window (scenarios concatenated,
+# a hand-made extract) is then judged as a full sort, and the forwarded stream, judge it. Any
+# CloudTrail delivery file (at most a few thousand records) is one run; memory stays bounded.
+SORTED_RUN_EVENTS = 10_000
+
+
+def sorted_runs(events: Iterable[Event], run: int | None = None) -> Iterator[Event]:
+    run = run or SORTED_RUN_EVENTS
+    events = iter(events)
+    while True:
+        chunk = list(islice(events, run))
+        if not chunk:
+            return
+        chunk.sort(key=order_key)
+        yield from chunk
+        if len(chunk) < run:
+            return
+
+
 _EVENT_TIME = re.compile(rb'"eventTime"\s*:\s*"([^"\\]{1,64})"')
 
 
@@ -278,11 +300,9 @@ def ordered_events(inputs: Sequence[Source] | Iterable[Item], stats: RunStats,
         if head is None:  # its turn: open it
             source = entry[3]
             if source.path is None and source.s3_reader is None:
-                events: Iterator[Event] = _decoded(stream, stats, lineage)
+                events: Iterator[Event] = sorted_runs(_decoded(stream, stats, lineage))
             else:
-                events = _decoded(source.items(), stats, lineage)
-                if source.small:
-                    events = iter(list(events))
+                events = sorted_runs(_decoded(source.items(), stats, lineage))
             entry[3] = events
         else:
             if not buffer.push(order_key(head), head):

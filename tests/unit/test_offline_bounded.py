@@ -18,6 +18,7 @@ from cloudtrail_builders import at, call, issuance  # noqa: E402
 
 from streams.aws.ipranges import load_aws_ranges  # noqa: E402
 from streams.core.settings import parse_config  # noqa: E402
+from streams.offline import events as events_module  # noqa: E402
 from streams.offline.events import RunStats  # noqa: E402
 from streams.offline.run import collect_events, detect  # noqa: E402
 from streams.sources.files import iter_items, sources_of  # noqa: E402
@@ -112,9 +113,11 @@ def test_out_of_order_within_the_window_gives_the_sorted_findings(tmp_path):
     assert got == want and stats.late == 0
 
 
-def test_a_record_later_than_the_window_is_judged_as_it_comes(tmp_path):
-    """An issuance read an hour of event time after the key's calls: the stream would judge
-    the calls without it (their grace long over), and so does detect, counting it late."""
+def test_a_record_later_than_the_window_is_judged_as_it_comes(tmp_path, monkeypatch):
+    """An issuance read an hour of event time after the key's calls, in a later sorted run of
+    its file (runs of 1,000 here): the stream would judge the calls without it (their grace
+    long over), and so does detect, counting it late."""
+    monkeypatch.setattr(events_module, "SORTED_RUN_EVENTS", 1000)
     records = instance_traffic(4000, thefts_every=500)
     first_issuance = records.pop(0)
     late = write(tmp_path / "late.jsonl", records[:3600] + [first_issuance] + records[3600:])
@@ -169,3 +172,16 @@ def test_a_files_turn_comes_at_its_first_event_time(tmp_path):
     assert first_time(plain_source) == parse_time(records[0]["eventTime"])
     assert first_time(zipped_source) == parse_time(records[3]["eventTime"])
     assert first_time(unnamed_source) is None
+
+
+def test_a_file_out_of_order_beyond_the_window_is_judged_as_sorted(tmp_path):
+    # Scenarios concatenated, extracts appended out of order: `forward` sorts a file before
+    # the stream sees it, and detect sorts it alike (in runs of SORTED_RUN_EVENTS), so both
+    # judge it as the sorted records, nothing late.
+    records = instance_traffic(3000, thefts_every=300)
+    half = len(records) // 2
+    want, _ = findings_of(iter_items([str(write(tmp_path / "sorted.jsonl", records))]))
+    got, stats = findings_of(iter_items([str(write(tmp_path / "later-half-first.jsonl",
+                                                   records[half:] + records[:half]))]))
+    assert want and got == want
+    assert stats.late == 0
