@@ -62,7 +62,7 @@ RESOLVED_HEADER = "exfilguard-lineage-resolved"
 TABLES = {
     "instance_credentials": "access key → instance, role, expiry",
     "instance_to_addresses": "account/instance → learned addresses, keys",
-    "address_to_account": "ip:/alloc: → account, from address changes",
+    "address_to_account": "ip:/alloc: → account, eni: → instance, from address changes",
     "finding_aggregates": "finding id → aggregate",
     "pending_calls": "access key → calls waiting for their issuance",
     "partition_clock": "event-time watermark and indexes, per partition",
