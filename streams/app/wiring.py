@@ -4,6 +4,7 @@ the co-partitioned tables through the core; bad records go to the dead-letter to
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import ssl
@@ -14,7 +15,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.app import metrics
+from streams.app import lineage, metrics
 from streams.app.broker_health import BrokerReachability, RepeatFilter, install_repeat_filter
 from streams.app.fetching import Transport
 from streams.app.readiness import ConsumerProgress, Progress
@@ -27,6 +28,7 @@ from streams.core.records import (
     Issuance,
     MalformedRecord,
     decode,
+    decode_json,
     decode_record,
     minted_key,
     signing_keys,
@@ -42,6 +44,7 @@ from streams.kafka.batches import (
     records_of,
 )
 from streams.kafka.codec import FindingCodec, finding_codec
+from streams.kafka.reader import PartitionReader
 from streams.kafka.routing import (
     copies_on,
     counted_here,
@@ -57,6 +60,9 @@ MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
 # instance id, empty for none), known on the partition of the key that signed its AssumeRole.
 DERIVED_HEADER = "exfilguard-derived-key"
 RESOLVED_HEADER = "exfilguard-lineage-resolved"
+# With RESOLVED: "minted ms,forget after ms" of the AssumeRole, so every partition keeps and
+# forgets a key's lineage by the same event time.
+MINTED_HEADER = "exfilguard-lineage-minted"
 
 
 TABLES = {
@@ -71,7 +77,7 @@ TABLES = {
 # Not the core's: which instance (or parent key) each minted key belongs to, on the partition
 # of that key, written in order from the AssumeRole's copy under the key it minted.
 LINEAGE_TABLES = {
-    "key_lineage": "minted key → its instance id, pending (its signer), or untracked",
+    "key_lineage": "minted key → its instance id, pending (its signer), or untracked; expiry log",
     "lineage_parked": "pending minted key → its records waiting for the key to be resolved",
 }
 
@@ -256,14 +262,40 @@ def create_app(loaded: Config) -> faust.App:
     def lineage_of(key: str) -> dict | None:
         return key_lineage.get(key) if key.startswith("ASIA") else None
 
-    async def resolve(child: str, instance: str | None) -> None:
+    # Per input partition, in memory: the last offset read, and when key_lineage's expiry log
+    # is next due (absent: not looked at since the partition was assigned).
+    input_position: dict[int, int] = {}
+    lineage_due: dict[int, int | None] = {}
+    input_reader = PartitionReader(kafka, kafka.topic_input)
+
+    def keep_lineage(child: str, entry: dict, times: tuple[int, int]) -> None:
+        at, until = times
+        key_lineage[child] = {**entry, "at": at, "until": until}
+        lineage.remember(key_lineage, child, until)
+        partition = partition_for(child.encode(), partitions)
+        due = lineage_due.get(partition)
+        if partition in lineage_due and (due is None or until < due):
+            lineage_due[partition] = until
+
+    def expire_lineage(partition: int, event_ms: int) -> None:
+        if partition in lineage_due and (lineage_due[partition] is None
+                                         or event_ms <= lineage_due[partition]):
+            return
+        lineage_due[partition] = lineage.expire(key_lineage, event_ms, also=(lineage_parked,))
+
+    def times_of(raw: bytes) -> tuple[int, int]:
+        return lineage.minting_times(unwrap(decode_json(raw)))
+
+    async def resolve(child: str, instance: str | None, times: tuple[int, int]) -> None:
         """Tell the partition of a minted key whose it is (an instance id, or None: no one's
         we track); its records parked there meanwhile go on."""
         target = child.encode()
         await instance_events.send(key=target, value=b"", partition=partition_for(
-            target, partitions), headers=[(RESOLVED_HEADER, (instance or "").encode())])
+            target, partitions), headers=[(RESOLVED_HEADER, (instance or "").encode()),
+                                          (MINTED_HEADER, f"{times[0]},{times[1]}".encode())])
 
-    async def signed_by(key: str, entry: dict, raw: bytes, child: str | None) -> None:
+    async def signed_by(key: str, entry: dict, raw: bytes, child: str | None,
+                        times: tuple[int, int] | None = None) -> None:
         """A record signed with a minted ``key`` whose lineage is ``entry``: to its instance's
         partition, parked while pending; a key it mints is resolved as its signer is."""
         if "pending" in entry:
@@ -281,21 +313,57 @@ def create_app(loaded: Config) -> faust.App:
             await instance_events.send(key=target, value=raw, headers=[
                 (DERIVED_HEADER, key.encode())], partition=partition_for(target, partitions))
         if child is not None and child != key:
-            await resolve(child, instance)
+            await resolve(child, instance, times or times_of(raw))
 
-    async def on_resolved(child: str, instance: str | None) -> None:
+    async def on_resolved(child: str, instance: str | None, times: tuple[int, int],
+                          upto: tuple[int, int] | None = None) -> None:
+        """Whose ``child`` is, known: its parked records go on, and when it is an instance's,
+        the records it signed that were read before this (its calls arriving before any copy
+        of the AssumeRole that minted it) are read again up to ``upto`` (offset, line) of the
+        input partition; None: up to the last offset read there."""
         entry = key_lineage.get(child)
-        if entry is not None and "pending" not in entry:
+        if entry is not None and "pending" not in entry and not (
+                entry.get("untracked") and instance):
             return  # resolved already (a redelivery)
+        upto = upto or (tuple(entry["upto"]) if entry and entry.get("upto") else None)
         entry = {"instance": instance} if instance else {"untracked": True}
-        key_lineage[child] = entry
+        keep_lineage(child, entry, times)
         parked = lineage_parked.get(child)
         if parked:
             del lineage_parked[child]
             for raw, minted in parked:
                 await signed_by(child, entry, base64.b64decode(raw), minted)
+        if instance:
+            await recover_early(child, entry, times[0], upto)
 
-    async def follow_lineage(event: EventT, raw: bytes, record: Any, batched: bool) -> bool:
+    async def recover_early(child: str, entry: dict, minted_ms: int,
+                            upto: tuple[int, int] | None) -> None:
+        """The records signed with ``child`` read before its lineage was known: a key is used
+        only after it is minted, so they lie among the messages timestamped since."""
+        partition = partition_for(child.encode(), partitions)
+        if upto is None:
+            upto = (input_position.get(partition, -1) + 1, 0)
+        messages = await asyncio.get_running_loop().run_in_executor(
+            None, input_reader.read, partition, minted_ms, upto[0] + 1)
+        needle = child.encode()
+        for offset, headers, value in messages:
+            for line, raw in records_of(value, headers):
+                if (offset, line or 0) >= upto or needle not in raw:
+                    continue
+                try:
+                    record = unwrap(decode_json(raw))
+                except ValueError:
+                    continue  # dead-lettered when it was read
+                if not isinstance(record, dict):
+                    continue
+                identity = record.get("userIdentity")
+                if not isinstance(identity, dict) or identity.get("accessKeyId") != child:
+                    continue
+                metrics.inc("exfilguard_derived_records_recovered_total")
+                await signed_by(child, entry, raw, minted_key(record))
+
+    async def follow_lineage(event: EventT, raw: bytes, record: Any, batched: bool,
+                             line: int | None) -> bool:
         """A record no instance session signed: learn the key an AssumeRole minted (its copy
         under that key), or pass on a minted key's record. True when it was one of them."""
         if record is None:  # skipped undecoded: one lookup of each key it names
@@ -311,6 +379,7 @@ def create_app(loaded: Config) -> faust.App:
         if not isinstance(signer, str):
             return False
         child = minted_key(record)
+        times = lineage.minting_times(record) if child is not None else None
         copies = ([key for key, _ in copies_on(route_of_event(None, record),
                                                event.message.partition, partitions)]
                   if batched else [event.key])
@@ -318,24 +387,26 @@ def create_app(loaded: Config) -> faust.App:
         for key in copies:
             if child is not None and key == child.encode():
                 # Whether the signer's key is an instance's is known on its own partition,
-                # which resolves it; the child's records wait here till then.
+                # which resolves it; the child's records wait here till then (those read
+                # before this are read again up to here once it is an instance's).
                 if child not in key_lineage:
-                    key_lineage[child] = {"pending": signer}
+                    keep_lineage(child, {"pending": signer,
+                                         "upto": [event.message.offset, line or 0]}, times)
                 followed = True
             elif (entry := lineage_of(signer)) is not None:
-                await signed_by(signer, entry, raw, child)
+                await signed_by(signer, entry, raw, child, times)
                 followed = True
             elif child is not None:
-                await resolve(child, None)  # signed with a key no instance minted
+                await resolve(child, None, times)  # signed with a key no instance minted
                 followed = True
         return followed
 
-    async def track(event: EventT, raw: bytes, batched: bool) -> None:
+    async def track(event: EventT, raw: bytes, batched: bool, line: int | None = None) -> None:
         """One record: an issuance is recorded at once; what concerns instances goes on to the
         second agent, on this partition, as the copies one-per-record forwarding makes."""
         parsed, record = decode_record(raw)
         if parsed is None:
-            followed = await follow_lineage(event, raw, record, batched)
+            followed = await follow_lineage(event, raw, record, batched, line)
             # An AssumeRole minting a key has a copy on the signer's and the child's partition:
             # counted on one; every other record has one copy, counted where it is.
             if not followed or record is None or counted_here(
@@ -364,7 +435,9 @@ def create_app(loaded: Config) -> faust.App:
         for key, network_only in copies:
             if minted is not None and key == minted.encode():
                 # The copy under the key an instance session minted: its calls come here.
-                await on_resolved(minted, parsed.instance_id)
+                await on_resolved(minted, parsed.instance_id,
+                                  lineage.minting_times(unwrap(record)),
+                                  (event.message.offset, line or 0))
                 continue
             await instance_events.send(key=key, value=raw, partition=partition,
                                        headers=NETWORK_ONLY if network_only else None)
@@ -380,8 +453,10 @@ def create_app(loaded: Config) -> faust.App:
 
     async def track_message(event: EventT) -> None:
         value = event.value
+        input_position[event.message.partition] = event.message.offset
         if event.message.timestamp:  # the forwarder's: the earliest eventTime it carries
             newest_event_ms[0] = max(newest_event_ms[0], int(event.message.timestamp))
+            expire_lineage(event.message.partition, int(event.message.timestamp))
         if not isinstance(value, bytes | bytearray) or not value:
             metrics.inc("exfilguard_records_total")
             await dead_letter(event, "malformed: empty record (no message value)")
@@ -390,7 +465,7 @@ def create_app(loaded: Config) -> faust.App:
         batched = is_batch(event.headers)
         for line, raw in records_of(value, event.headers):
             try:
-                await track(event, raw, batched)  # counts the record where it counts
+                await track(event, raw, batched, line)  # counts the record where it counts
             except (MalformedRecord, Misrouted) as exc:
                 metrics.inc("exfilguard_records_total")
                 await dead_letter(event, f"malformed: {exc}", line, raw)
@@ -410,7 +485,13 @@ def create_app(loaded: Config) -> faust.App:
                 headers = dict(event.headers or {})
                 if RESOLVED_HEADER in headers:
                     instance = bytes(headers[RESOLVED_HEADER]).decode() or None
-                    await on_resolved(event.key.decode(), instance)
+                    minted = headers.get(MINTED_HEADER)
+                    if minted is not None:
+                        at, until = (int(t) for t in bytes(minted).split(b","))
+                    else:  # sent by an earlier version: the message's time stands in
+                        at = int(event.message.timestamp or 0)
+                        until = at + lineage.MINTED_KEY_MAX_MS + lineage.OFFENDING_ID_KEPT_MS
+                    await on_resolved(event.key.decode(), instance, (at, until))
                     progress.finished(event.message.topic, event.message.partition,
                                       event.message.offset)
                     continue
@@ -444,6 +525,7 @@ def create_app(loaded: Config) -> faust.App:
 
     @app.on_rebalance_complete.connect
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
+        lineage_due.clear()  # partitions may have moved: look at their expiry logs afresh
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
         # (ids are stable, so consumers see an idempotent update) so no update is lost.
         for finding_id in list(state.finding_aggregates.keys()):
@@ -460,6 +542,7 @@ def create_app(loaded: Config) -> faust.App:
 
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:
+        input_reader.close()
         for finding_id in sorted(unsent):
             sent_at, severity = last_sent.get(finding_id, (0.0, 0))
             await send_encoded(finding_id, unsent[finding_id], severity)
