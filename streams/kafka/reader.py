@@ -5,6 +5,7 @@ of one record are merged back into one, so a range gives the records its files g
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -185,7 +186,7 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
 
 class PartitionReader:
     """Reads back a range of one partition of ``topic`` on demand, with one group-less consumer
-    kept for the calls (made from one thread at a time)."""
+    kept for the calls, one call at a time."""
 
     def __init__(self, settings: KafkaSettings, topic: str,
                  idle_timeout: float = IDLE_TIMEOUT_S) -> None:
@@ -193,12 +194,18 @@ class PartitionReader:
         self.topic = topic
         self.idle_timeout = idle_timeout
         self._consumer: Any = None
+        self._lock = threading.Lock()  # the worker's two agents may both ask, from two threads
 
     def read(self, partition: int, since_ms: int, before_offset: int
              ) -> list[tuple[int, list[tuple[str, bytes]], bytes]]:
         """(offset, headers, value) of the partition's messages before ``before_offset``, from
         the first timestamped at or after ``since_ms`` less ``BATCH_SPAN_MS``: every message
         that may hold a record of that time or later. Raises ``UserError`` on a broker error."""
+        with self._lock:
+            return self._read(partition, since_ms, before_offset)
+
+    def _read(self, partition: int, since_ms: int, before_offset: int
+              ) -> list[tuple[int, list[tuple[str, bytes]], bytes]]:
         from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
         if self._consumer is None:
@@ -244,7 +251,9 @@ class PartitionReader:
             consumer.unassign()
 
     def close(self) -> None:
-        if self._consumer is not None:
+        with self._lock:
+            if self._consumer is None:
+                return
             self._consumer.close()
             self._consumer = None
 
