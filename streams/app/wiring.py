@@ -343,8 +343,15 @@ def create_app(loaded: Config) -> faust.App:
         partition = partition_for(child.encode(), partitions)
         if upto is None:
             upto = (input_position.get(partition, -1) + 1, 0)
-        messages = await asyncio.get_running_loop().run_in_executor(
-            None, input_reader.read, partition, minted_ms, upto[0] + 1)
+        try:
+            messages = await asyncio.get_running_loop().run_in_executor(
+                None, input_reader.read, partition, minted_ms, upto[0] + 1)
+        except Exception as exc:  # the key is bound whatever: only its early records are lost
+            metrics.inc("exfilguard_derived_records_recovery_failed_total")
+            log.error("derived key %s: its records read before its AssumeRole not read again "
+                      "(%s/%s): %s: %s", child, kafka.topic_input, partition,
+                      type(exc).__name__, exc)
+            return
         needle = child.encode()
         for offset, headers, value in messages:
             for line, raw in records_of(value, headers):
