@@ -160,6 +160,9 @@ def create_app(loaded: Config) -> faust.App:
         # idle partitions: bigger fetches about double a worker's records/s (see Performance).
         consumer_max_fetch_size=16 * 1024 * 1024,
         broker_heartbeat_interval=3.0,
+        # A topic the worker declared at start-up but that the consumer's first metadata missed
+        # (the broker was still creating it) is found at the next refresh: every 10 s, not 5 min.
+        consumer_metadata_max_age_ms=10_000,
     )
     app.transport = Transport(app.conf.broker_consumer, app)
     # Faust's index page ("/", always on when its statistics are off) goes too.
@@ -571,7 +574,8 @@ def create_app(loaded: Config) -> faust.App:
         recovery = app.tables.recovery
         # Each condition is its own function: tables, the broker (broker_health), stalls.
         conditions = {
-            "tables_recovered": recovery.completed.is_set() and not app.rebalancing,
+            "tables_recovered": (recovery.completed.is_set() and not app.rebalancing
+                                 and changelogs_known()),
             "broker_reachable": reachability.ready(),
         }
         ready = all(conditions.values())
@@ -583,6 +587,15 @@ def create_app(loaded: Config) -> faust.App:
                         "reason": f"records waiting, none read for over {kafka.stall_seconds} s "
                                   "(kafka.stall_seconds)"}
         return web.json(body, status=200 if body["ready"] else 503)
+
+    def changelogs_known() -> bool:
+        """Every table's changelog in the consumer's metadata: a table written before then
+        fails Faust's partition check and its record would be dead-lettered."""
+        try:
+            return all((app.consumer.topic_partitions(table.changelog_topic.get_topic_name())
+                        or 0) > 0 for table in app.tables.values())
+        except Exception:  # no consumer yet (starting): not ready
+            return False
 
     async def stalled_partitions() -> list[str]:
         try:
