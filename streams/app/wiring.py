@@ -589,11 +589,13 @@ def create_app(loaded: Config) -> faust.App:
         return web.json(body, status=200 if body["ready"] else 503)
 
     def changelogs_known() -> bool:
-        """Every table's changelog in the consumer's metadata: a table written before then
-        fails Faust's partition check and its record would be dead-lettered."""
+        """Every table's changelog, and the topic between the agents, in the consumer's
+        metadata: a table written before then fails Faust's partition check (its record would
+        be dead-lettered), and a topic missing there gets no partitions assigned."""
+        names = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
         try:
-            return all((app.consumer.topic_partitions(table.changelog_topic.get_topic_name())
-                        or 0) > 0 for table in app.tables.values())
+            return all((app.consumer.topic_partitions(name) or 0) > 0
+                       for name in [*names, instance_events.get_topic_name()])
         except Exception:  # no consumer yet (starting): not ready
             return False
 
