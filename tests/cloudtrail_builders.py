@@ -349,11 +349,11 @@ def console_login(*, event_id: str, time: str, role: str, session: str, source_i
 
 
 def run_instances(*, event_id: str, time: str, instance_id: str, private_ip: str,
-                  ipv6: str | None = None, account: str = OWNER,
-                  region: str = REGION) -> dict[str, Any]:
+                  ipv6: str | None = None, account: str = OWNER, region: str = REGION,
+                  interface_id: str = "eni-0a1b2c3d4e5f60718") -> dict[str, Any]:
     """ec2:RunInstances launching one instance, its interface's addresses in the response."""
     interface: dict[str, Any] = {
-        "networkInterfaceId": "eni-0a1b2c3d4e5f60718", "subnetId": "subnet-0a1b2c3d4e5f6a7b8",
+        "networkInterfaceId": interface_id, "subnetId": "subnet-0a1b2c3d4e5f6a7b8",
         "privateIpAddress": private_ip,
         "privateIpAddressesSet": {"item": [{"privateIpAddress": private_ip, "primary": True}]},
         "ipv6AddressesSet": {"items": [{"ipv6Address": ipv6}] if ipv6 else []}}
@@ -367,4 +367,35 @@ def run_instances(*, event_id: str, time: str, instance_id: str, private_ip: str
                             "instanceState": {"code": 0, "name": "pending"},
                             "privateIpAddress": private_ip,
                             "networkInterfaceSet": {"items": [interface]}}]}},
+                       region)
+
+
+def assign_ipv6_addresses(*, event_id: str, time: str, interface_id: str, ipv6: list[str],
+                          account: str = OWNER, region: str = REGION,
+                          identity: dict[str, Any] | None = None,
+                          source_ip: str = "198.51.100.44") -> dict[str, Any]:
+    """ec2:AssignIpv6Addresses: EC2 picks the addresses; the response lists them."""
+    return _ec2_record(event_id, time, account, "AssignIpv6Addresses", identity, source_ip,
+                       {"AssignIpv6AddressesRequest": {"NetworkInterfaceId": interface_id,
+                                                       "Ipv6AddressCount": len(ipv6)}},
+                       {"AssignIpv6AddressesResponse": {
+                           "xmlns": "http://ec2.amazonaws.com/doc/2016-11-15/",
+                           "requestId": request_id(event_id),
+                           "networkInterfaceId": interface_id,
+                           "assignedIpv6Addresses": {"item": ipv6}}},
+                       region)
+
+
+def assign_private_ip_addresses(*, event_id: str, time: str, interface_id: str,
+                                private_ips: list[str], account: str = OWNER,
+                                region: str = REGION, identity: dict[str, Any] | None = None,
+                                source_ip: str = "198.51.100.44") -> dict[str, Any]:
+    """ec2:AssignPrivateIpAddresses of a count of secondary addresses; the response lists them."""
+    return _ec2_record(event_id, time, account, "AssignPrivateIpAddresses", identity, source_ip,
+                       {"networkInterfaceId": interface_id,
+                        "secondaryPrivateIpAddressCount": len(private_ips)},
+                       {"requestId": request_id(event_id), "_return": True,
+                        "networkInterfaceId": interface_id,
+                        "assignedPrivateIpAddressesSet": {"assignedPrivateIpAddressSetType": [
+                            {"privateIpAddress": ip} for ip in private_ips]}},
                        region)

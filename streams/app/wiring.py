@@ -15,7 +15,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.app import metrics
+from streams.app import lineage, metrics
 from streams.app.broker_health import BrokerReachability, RepeatFilter, install_repeat_filter
 from streams.app.fetching import Transport
 from streams.app.readiness import ConsumerProgress, Progress
@@ -29,6 +29,7 @@ from streams.core.records import (
     Issuance,
     MalformedRecord,
     decode,
+    decode_json,
     decode_record,
     minted_key,
     signing_keys,
@@ -44,6 +45,7 @@ from streams.kafka.batches import (
     records_of,
 )
 from streams.kafka.codec import FindingCodec, finding_codec
+from streams.kafka.reader import PartitionReader
 from streams.kafka.routing import (
     copies_on,
     counted_here,
@@ -59,12 +61,15 @@ MAX_REASON = 400  # header bytes; the full traceback goes to the worker's log
 # instance id, empty for none), known on the partition of the key that signed its AssumeRole.
 DERIVED_HEADER = "exfilguard-derived-key"
 RESOLVED_HEADER = "exfilguard-lineage-resolved"
+# With RESOLVED: "minted ms,forget after ms" of the AssumeRole, so every partition keeps and
+# forgets a key's lineage by the same event time.
+MINTED_HEADER = "exfilguard-lineage-minted"
 
 
 TABLES = {
     "instance_credentials": "access key → instance, role, expiry",
     "instance_to_addresses": "account/instance → learned addresses, keys",
-    "address_to_account": "ip:/alloc: → account, from address changes",
+    "address_to_account": "ip:/alloc: → account, eni: → instance, from address changes",
     "finding_aggregates": "finding id → aggregate",
     "pending_calls": "access key → calls waiting for their issuance",
     "partition_clock": "event-time watermark and indexes, per partition",
@@ -73,7 +78,7 @@ TABLES = {
 # Not the core's: which instance (or parent key) each minted key belongs to, on the partition
 # of that key, written in order from the AssumeRole's copy under the key it minted.
 LINEAGE_TABLES = {
-    "key_lineage": "minted key → its instance id, pending (its signer), or untracked",
+    "key_lineage": "minted key → its instance id, pending (its signer), or untracked; expiry log",
     "lineage_parked": "pending minted key → its records waiting for the key to be resolved",
 }
 
@@ -92,6 +97,11 @@ class FindingsTopic:
 
     async def send_encoded(self, finding_id: str, payload: bytes) -> None:
         await self.topic.send(key=finding_id.encode(), value=payload)
+
+
+def message_ms(event: EventT) -> int:
+    """A message's timestamp in ms: Faust gives seconds (aiokafka's ms / 1000)."""
+    return int(round((event.message.timestamp or 0) * 1000))
 
 
 class Misrouted(ValueError):
@@ -156,6 +166,9 @@ def create_app(loaded: Config) -> faust.App:
         # idle partitions: bigger fetches about double a worker's records/s (see Performance).
         consumer_max_fetch_size=16 * 1024 * 1024,
         broker_heartbeat_interval=3.0,
+        # A topic the worker declared at start-up but that the consumer's first metadata missed
+        # (the broker was still creating it) is found at the next refresh: every 10 s, not 5 min.
+        consumer_metadata_max_age_ms=10_000,
     )
     app.transport = Transport(app.conf.broker_consumer, app)
     # Faust's index page ("/", always on when its statistics are off) goes too.
@@ -262,14 +275,40 @@ def create_app(loaded: Config) -> faust.App:
     def lineage_of(key: str) -> dict | None:
         return key_lineage.get(key) if key.startswith("ASIA") else None
 
-    async def resolve(child: str, instance: str | None) -> None:
+    # Per input partition, in memory: the last offset read, and when key_lineage's expiry log
+    # is next due (absent: not looked at since the partition was assigned).
+    input_position: dict[int, int] = {}
+    lineage_due: dict[int, int | None] = {}
+    input_reader = PartitionReader(kafka, kafka.topic_input)
+
+    def keep_lineage(child: str, entry: dict, times: tuple[int, int]) -> None:
+        at, until = times
+        key_lineage[child] = {**entry, "at": at, "until": until}
+        lineage.remember(key_lineage, child, until)
+        partition = partition_for(child.encode(), partitions)
+        due = lineage_due.get(partition)
+        if partition in lineage_due and (due is None or until < due):
+            lineage_due[partition] = until
+
+    def expire_lineage(partition: int, event_ms: int) -> None:
+        if partition in lineage_due and (lineage_due[partition] is None
+                                         or event_ms <= lineage_due[partition]):
+            return
+        lineage_due[partition] = lineage.expire(key_lineage, event_ms, also=(lineage_parked,))
+
+    def times_of(raw: bytes) -> tuple[int, int]:
+        return lineage.minting_times(unwrap(decode_json(raw)))
+
+    async def resolve(child: str, instance: str | None, times: tuple[int, int]) -> None:
         """Tell the partition of a minted key whose it is (an instance id, or None: no one's
         we track); its records parked there meanwhile go on."""
         target = child.encode()
         await instance_events.send(key=target, value=b"", partition=partition_for(
-            target, partitions), headers=[(RESOLVED_HEADER, (instance or "").encode())])
+            target, partitions), headers=[(RESOLVED_HEADER, (instance or "").encode()),
+                                          (MINTED_HEADER, f"{times[0]},{times[1]}".encode())])
 
-    async def signed_by(key: str, entry: dict, raw: bytes, child: str | None) -> None:
+    async def signed_by(key: str, entry: dict, raw: bytes, child: str | None,
+                        times: tuple[int, int] | None = None) -> None:
         """A record signed with a minted ``key`` whose lineage is ``entry``: to its instance's
         partition, parked while pending; a key it mints is resolved as its signer is."""
         if "pending" in entry:
@@ -287,21 +326,64 @@ def create_app(loaded: Config) -> faust.App:
             await instance_events.send(key=target, value=raw, headers=[
                 (DERIVED_HEADER, key.encode())], partition=partition_for(target, partitions))
         if child is not None and child != key:
-            await resolve(child, instance)
+            await resolve(child, instance, times or times_of(raw))
 
-    async def on_resolved(child: str, instance: str | None) -> None:
+    async def on_resolved(child: str, instance: str | None, times: tuple[int, int],
+                          upto: tuple[int, int] | None = None) -> None:
+        """Whose ``child`` is, known: its parked records go on, and when it is an instance's,
+        the records it signed that were read before this (its calls arriving before any copy
+        of the AssumeRole that minted it) are read again up to ``upto`` (offset, line) of the
+        input partition; None: up to the last offset read there."""
         entry = key_lineage.get(child)
-        if entry is not None and "pending" not in entry:
+        if entry is not None and "pending" not in entry and not (
+                entry.get("untracked") and instance):
             return  # resolved already (a redelivery)
+        upto = upto or (tuple(entry["upto"]) if entry and entry.get("upto") else None)
         entry = {"instance": instance} if instance else {"untracked": True}
-        key_lineage[child] = entry
+        keep_lineage(child, entry, times)
         parked = lineage_parked.get(child)
         if parked:
             del lineage_parked[child]
             for raw, minted in parked:
                 await signed_by(child, entry, base64.b64decode(raw), minted)
+        if instance:
+            await recover_early(child, entry, times[0], upto)
 
-    async def follow_lineage(event: EventT, raw: bytes, record: Any, batched: bool) -> bool:
+    async def recover_early(child: str, entry: dict, minted_ms: int,
+                            upto: tuple[int, int] | None) -> None:
+        """The records signed with ``child`` read before its lineage was known: a key is used
+        only after it is minted, so they lie among the messages timestamped since."""
+        partition = partition_for(child.encode(), partitions)
+        if upto is None:
+            upto = (input_position.get(partition, -1) + 1, 0)
+        try:
+            messages = await asyncio.get_running_loop().run_in_executor(
+                None, input_reader.read, partition, minted_ms, upto[0] + 1)
+        except Exception as exc:  # the key is bound whatever: only its early records are lost
+            metrics.inc("exfilguard_derived_records_recovery_failed_total")
+            log.error("derived key %s: its records read before its AssumeRole not read again "
+                      "(%s/%s): %s: %s", child, kafka.topic_input, partition,
+                      type(exc).__name__, exc)
+            return
+        needle = child.encode()
+        for offset, headers, value in messages:
+            for line, raw in records_of(value, headers):
+                if (offset, line or 0) >= upto or needle not in raw:
+                    continue
+                try:
+                    record = unwrap(decode_json(raw))
+                except ValueError:
+                    continue  # dead-lettered when it was read
+                if not isinstance(record, dict):
+                    continue
+                identity = record.get("userIdentity")
+                if not isinstance(identity, dict) or identity.get("accessKeyId") != child:
+                    continue
+                metrics.inc("exfilguard_derived_records_recovered_total")
+                await signed_by(child, entry, raw, minted_key(record))
+
+    async def follow_lineage(event: EventT, raw: bytes, record: Any, batched: bool,
+                             line: int | None) -> bool:
         """A record no instance session signed: learn the key an AssumeRole minted (its copy
         under that key), or pass on a minted key's record. True when it was one of them."""
         if record is None:  # skipped undecoded: one lookup of each key it names
@@ -317,6 +399,7 @@ def create_app(loaded: Config) -> faust.App:
         if not isinstance(signer, str):
             return False
         child = minted_key(record)
+        times = lineage.minting_times(record) if child is not None else None
         copies = ([key for key, _ in copies_on(route_of_event(None, record),
                                                event.message.partition, partitions)]
                   if batched else [event.key])
@@ -324,24 +407,26 @@ def create_app(loaded: Config) -> faust.App:
         for key in copies:
             if child is not None and key == child.encode():
                 # Whether the signer's key is an instance's is known on its own partition,
-                # which resolves it; the child's records wait here till then.
+                # which resolves it; the child's records wait here till then (those read
+                # before this are read again up to here once it is an instance's).
                 if child not in key_lineage:
-                    key_lineage[child] = {"pending": signer}
+                    keep_lineage(child, {"pending": signer,
+                                         "upto": [event.message.offset, line or 0]}, times)
                 followed = True
             elif (entry := lineage_of(signer)) is not None:
-                await signed_by(signer, entry, raw, child)
+                await signed_by(signer, entry, raw, child, times)
                 followed = True
             elif child is not None:
-                await resolve(child, None)  # signed with a key no instance minted
+                await resolve(child, None, times)  # signed with a key no instance minted
                 followed = True
         return followed
 
-    async def track(event: EventT, raw: bytes, batched: bool) -> None:
+    async def track(event: EventT, raw: bytes, batched: bool, line: int | None = None) -> None:
         """One record: an issuance is recorded at once; what concerns instances goes on to the
         second agent, on this partition, as the copies one-per-record forwarding makes."""
         parsed, record = decode_record(raw)
         if parsed is None:
-            followed = await follow_lineage(event, raw, record, batched)
+            followed = await follow_lineage(event, raw, record, batched, line)
             # An AssumeRole minting a key has a copy on the signer's and the child's partition:
             # counted on one; every other record has one copy, counted where it is.
             if not followed or record is None or counted_here(
@@ -370,7 +455,9 @@ def create_app(loaded: Config) -> faust.App:
         for key, network_only in copies:
             if minted is not None and key == minted.encode():
                 # The copy under the key an instance session minted: its calls come here.
-                await on_resolved(minted, parsed.instance_id)
+                await on_resolved(minted, parsed.instance_id,
+                                  lineage.minting_times(unwrap(record)),
+                                  (event.message.offset, line or 0))
                 continue
             await instance_events.send(key=key, value=raw, partition=partition,
                                        headers=NETWORK_ONLY if network_only else None)
@@ -386,8 +473,11 @@ def create_app(loaded: Config) -> faust.App:
 
     async def track_message(event: EventT) -> None:
         value = event.value
+        input_position[event.message.partition] = event.message.offset
         if event.message.timestamp:  # the forwarder's: the earliest eventTime it carries
-            newest_event_ms[0] = max(newest_event_ms[0], int(event.message.timestamp))
+            at_ms = message_ms(event)
+            newest_event_ms[0] = max(newest_event_ms[0], at_ms)
+            expire_lineage(event.message.partition, at_ms)
         if not isinstance(value, bytes | bytearray) or not value:
             metrics.inc("exfilguard_records_total")
             await dead_letter(event, "malformed: empty record (no message value)")
@@ -396,7 +486,7 @@ def create_app(loaded: Config) -> faust.App:
         batched = is_batch(event.headers)
         for line, raw in records_of(value, event.headers):
             try:
-                await track(event, raw, batched)  # counts the record where it counts
+                await track(event, raw, batched, line)  # counts the record where it counts
             except (MalformedRecord, Misrouted) as exc:
                 metrics.inc("exfilguard_records_total")
                 await dead_letter(event, f"malformed: {exc}", line, raw)
@@ -416,7 +506,13 @@ def create_app(loaded: Config) -> faust.App:
                 headers = dict(event.headers or {})
                 if RESOLVED_HEADER in headers:
                     instance = bytes(headers[RESOLVED_HEADER]).decode() or None
-                    await on_resolved(event.key.decode(), instance)
+                    minted = headers.get(MINTED_HEADER)
+                    if minted is not None:
+                        at, until = (int(t) for t in bytes(minted).split(b","))
+                    else:  # sent by an earlier version: the message's time stands in
+                        at = message_ms(event)
+                        until = at + lineage.MINTED_KEY_MAX_MS + lineage.OFFENDING_ID_KEPT_MS
+                    await on_resolved(event.key.decode(), instance, (at, until))
                     progress.finished(event.message.topic, event.message.partition,
                                       event.message.offset)
                     continue
@@ -471,6 +567,7 @@ def create_app(loaded: Config) -> faust.App:
 
     @app.on_rebalance_complete.connect
     async def resend_held_findings(sender: Any = None, **kwargs: Any) -> None:
+        lineage_due.clear()  # partitions may have moved: look at their expiry logs afresh
         # In-memory bookkeeping is lost on a restart: publish every held finding once again
         # (ids are stable, so consumers see an idempotent update) so no update is lost; with
         # the response notes read first, so the republished versions keep them.
@@ -493,6 +590,7 @@ def create_app(loaded: Config) -> faust.App:
     @app.on_before_shutdown.connect
     async def flush_unsent(sender: Any = None, **kwargs: Any) -> None:
         notes.stopping.set()
+        input_reader.close()
         for finding_id in sorted(unsent):
             sent_at, severity = last_sent.get(finding_id, (0.0, 0))
             await send_encoded(finding_id, unsent[finding_id], severity)
@@ -514,7 +612,8 @@ def create_app(loaded: Config) -> faust.App:
         recovery = app.tables.recovery
         # Each condition is its own function: tables, the broker (broker_health), stalls.
         conditions = {
-            "tables_recovered": recovery.completed.is_set() and not app.rebalancing,
+            "tables_recovered": (recovery.completed.is_set() and not app.rebalancing
+                                 and changelogs_known()),
             "broker_reachable": reachability.ready(),
         }
         ready = all(conditions.values())
@@ -526,6 +625,17 @@ def create_app(loaded: Config) -> faust.App:
                         "reason": f"records waiting, none read for over {kafka.stall_seconds} s "
                                   "(kafka.stall_seconds)"}
         return web.json(body, status=200 if body["ready"] else 503)
+
+    def changelogs_known() -> bool:
+        """Every table's changelog, and the topic between the agents, in the consumer's
+        metadata: a table written before then fails Faust's partition check (its record would
+        be dead-lettered), and a topic missing there gets no partitions assigned."""
+        names = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+        try:
+            return all((app.consumer.topic_partitions(name) or 0) > 0
+                       for name in [*names, instance_events.get_topic_name()])
+        except Exception:  # no consumer yet (starting): not ready
+            return False
 
     async def stalled_partitions() -> list[str]:
         try:

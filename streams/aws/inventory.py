@@ -1,6 +1,7 @@
-"""An account's addresses and networks, region by region, for ``account_networks``: instance
-IPv4/IPv6, elastic IPs, NAT gateways and VPC CIDRs. Every function takes an EC2 client built by
-the caller; an error in one account or region is recorded and the rest goes on."""
+"""An account's addresses and networks, region by region, for ``account_networks`` (instance
+IPv4/IPv6, elastic IPs, NAT gateways and VPC CIDRs), and its VPC endpoints for
+``account_vpc_endpoints``. Every function takes an EC2 client built by the caller; an error in
+one account or region is recorded and the rest goes on."""
 
 from __future__ import annotations
 
@@ -108,6 +109,13 @@ def region_networks(ec2: Any) -> set[str]:
     return found
 
 
+def vpc_endpoints(ec2: Any) -> set[str]:
+    """Every VPC endpoint id of one account in one region, whatever its state: an id is never
+    reused, and a call through one deleted since may still be in the input."""
+    return {endpoint["VpcEndpointId"] for page in _pages(ec2, "describe_vpc_endpoints")
+            for endpoint in page.get("VpcEndpoints", []) if endpoint.get("VpcEndpointId")}
+
+
 def enabled_regions(ec2: Any) -> list[str]:
     """The regions the account has enabled (DescribeRegions lists only those by default)."""
     regions = ec2.describe_regions().get("Regions", [])
@@ -160,20 +168,35 @@ def failure(account: str, region: str | None, exc: Exception) -> Failure:
 class Inventory:
     networks: dict[str, set[str]] = field(default_factory=dict)  # accounts with a region read
     failures: list[Failure] = field(default_factory=list)
+    endpoints: dict[str, set[str]] = field(default_factory=dict)  # accounts with a region read
+    # Regions whose networks were read but not their VPC endpoints.
+    endpoint_failures: list[Failure] = field(default_factory=list)
 
     def incomplete(self, account: str) -> list[Failure]:
         """The failures that may hide networks of an account that was read elsewhere."""
         return [f for f in self.failures if f.account == account and not f.region_not_enabled]
 
+    def complete_endpoints(self) -> dict[str, set[str]]:
+        """The accounts whose endpoints were read in every region asked for, with endpoints:
+        a partial list would make calls through the endpoints left out findings."""
+        partial = {f.account for f in self.endpoint_failures}
+        partial |= {f.account for f in self.failures if not f.region_not_enabled}
+        return {account: ids for account, ids in self.endpoints.items()
+                if ids and account not in partial}
 
-def _read(target: tuple[str, str, Any]) -> set[str] | Failure:
+
+def _read(target: tuple[str, str, Any]) -> tuple[set[str], set[str] | Failure] | Failure:
     from botocore.exceptions import BotoCoreError, ClientError
 
     account, region, ec2 = target
     try:
-        return region_networks(ec2)
+        networks = region_networks(ec2)
     except (ClientError, BotoCoreError) as exc:
         return failure(account, region, exc)
+    try:  # asked apart: a role granted the network reads but not this one keeps its networks
+        return networks, vpc_endpoints(ec2)
+    except (ClientError, BotoCoreError) as exc:
+        return networks, failure(account, region, exc)
 
 
 def collect(targets: Iterable[tuple[str, str, Any]], workers: int = 8,
@@ -186,8 +209,13 @@ def collect(targets: Iterable[tuple[str, str, Any]], workers: int = 8,
     for (account, _, _), result in zip(targets, results, strict=True):
         if isinstance(result, Failure):
             inventory.failures.append(result)
+            continue
+        networks, endpoints = result
+        inventory.networks.setdefault(account, set()).update(networks)
+        if isinstance(endpoints, Failure):
+            inventory.endpoint_failures.append(endpoints)
         else:
-            inventory.networks.setdefault(account, set()).update(result)
+            inventory.endpoints.setdefault(account, set()).update(endpoints)
     return inventory
 
 

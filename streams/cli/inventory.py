@@ -1,4 +1,5 @@
-"""``exfilguard inventory``: the accounts' addresses and VPC networks as ``account_networks``."""
+"""``exfilguard inventory``: the accounts' addresses and VPC networks as ``account_networks``,
+their VPC endpoints as ``account_vpc_endpoints``."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Collect, per account and region, instances' public IPv4 and IPv6 addresses, "
                     "elastic IPs, NAT gateways' addresses and VPCs' IPv4 and IPv6 CIDR blocks "
                     "(where VPC endpoints' addresses lie) and print them as the config's "
-                    "account_networks. The current account always; others through a role "
+                    "account_networks, and each account's VPC endpoint ids as "
+                    "account_vpc_endpoints. The current account always; others through a role "
                     "assumed in each. An account or region that fails is reported and skipped.")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--regions", metavar="R1,R2",
@@ -153,6 +155,14 @@ def render(inventory: Inventory, regions: list[str] | None) -> str:
                          " (declared networks are authoritative: complete them)")
         lines.append(f"  {edge.quoted(account)}:")
         lines += edge.yaml_list(minimal(inventory.networks[account]), "    ")
+    endpoints = inventory.complete_endpoints()
+    if endpoints:
+        lines += [f"# VPC endpoints of each account in {where}: a call through another endpoint "
+                  "is InsideAWS High; re-run it when endpoints are added.",
+                  "account_vpc_endpoints:"]
+        for account in sorted(endpoints):
+            lines.append(f"  {edge.quoted(account)}:")
+            lines += edge.yaml_list(sorted(endpoints[account]), "    ")
     return "\n".join(lines) + "\n"
 
 
@@ -175,6 +185,10 @@ def run(args: argparse.Namespace) -> int:
     collect(targets_for(sessions, regions, home, inventory), args.workers, inventory)
     for item in inventory.failures:
         note("inventory", item.line())
+    for item in inventory.endpoint_failures:
+        note("inventory", f"{item.account} {item.region}: VPC endpoints: {item.text}; "
+             f"account_vpc_endpoints left out for {item.account} (a partial list would make "
+             "calls through the others findings)")
     drop_empty(inventory)
     if not inventory.networks:
         raise UserError("nothing collected from any account or region (see above)", exit_code=1)

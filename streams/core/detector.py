@@ -10,7 +10,14 @@ from typing import Any
 
 from streams.core.awsranges import AwsIpRanges
 from streams.core.findings import IpEnricher, new_aggregate, render, update_aggregate
-from streams.core.records import ApiCall, Derivation, Event, Issuance, NetworkChange
+from streams.core.records import (
+    ASSIGN_EVENTS,
+    ApiCall,
+    Derivation,
+    Event,
+    Issuance,
+    NetworkChange,
+)
 from streams.core.rules import Addresses, classify
 from streams.core.settings import DetectionConfig
 from streams.core.times import MS_PER_S
@@ -60,7 +67,7 @@ class DetectorState:
     # Named as the Faust tables that hold them in the stream (streams.app.wiring).
     instance_credentials: MutableMapping[str, Any] = field(default_factory=dict)  # access key →
     instance_to_addresses: MutableMapping[str, Any] = field(default_factory=dict)  # acct/instance →
-    address_to_account: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc: → owner
+    address_to_account: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc:/eni:
     finding_aggregates: MutableMapping[str, Any] = field(default_factory=dict)  # id → aggregate
     pending_calls: MutableMapping[str, Any] = field(default_factory=dict)  # instance → calls
     partition_clock: MutableMapping[str, Any] = field(default_factory=dict)  # watermark, indexes
@@ -526,6 +533,18 @@ class Detector:
                 instance_key = f"{account}/{instance_id}"
                 if addresses:
                     self._prove(instance_key, self._instance(instance_key), list(addresses))
+            for interface, instance_id in change.interfaces:
+                if scope_instance is None or instance_id == scope_instance:
+                    network[f"eni:{account}/{interface}"] = instance_id
+            return
+        if change.event_name in ASSIGN_EVENTS:
+            # Sent to every partition: the one that saw the interface launched proves it.
+            for interface, addresses in change.proven:
+                instance_id = network.get(f"eni:{account}/{interface}")
+                instance_key = f"{account}/{instance_id}"
+                instance = self.state.instance_to_addresses.get(instance_key)
+                if instance_id is not None and instance is not None:
+                    self._prove(instance_key, instance, list(addresses))
             return
         for instance_id in change.instance_ids:
             if scope_instance is not None and instance_id != scope_instance:

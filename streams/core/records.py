@@ -18,7 +18,10 @@ from streams.core.times import BadTime, parse_expiration, parse_time
 NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
     "StartInstances", "StopInstances", "TerminateInstances", "RunInstances",
+    "AssignIpv6Addresses", "AssignPrivateIpAddresses",
 })
+# They name a network interface, not an instance: its RunInstances tells whose it is.
+ASSIGN_EVENTS = frozenset({"AssignIpv6Addresses", "AssignPrivateIpAddresses"})
 # Event names that matter whoever calls them: an issuance, or a change of addresses.
 _NAMES_THAT_MATTER = frozenset({b"AssumeRole"} | {name.encode() for name in NETWORK_EVENTS})
 _EVENT_NAME_KEY = b'"eventName"'
@@ -110,8 +113,11 @@ class NetworkChange:
     public_ips: tuple[str, ...]
     allocations: tuple[tuple[str, str], ...]  # (allocation id, public ip)
     allocation_ids: tuple[str, ...]  # referenced, ip unknown here (AssociateAddress)
-    # Addresses CloudTrail proves an instance's (RunInstances: its interfaces' IPv4 and IPv6).
+    # Addresses CloudTrail proves an instance's: (instance id, addresses) from RunInstances (its
+    # interfaces' IPv4 and IPv6); (network interface id, addresses) from an Assign* event.
     proven: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (network interface id, instance id) of the interfaces a RunInstances launched.
+    interfaces: tuple[tuple[str, str], ...] = ()
 
 
 Event = Issuance | ApiCall | NetworkChange
@@ -427,10 +433,15 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
     identity = _obj(record.get("userIdentity"))
     account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId")) or ""
     proven: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    interfaces: tuple[tuple[str, str], ...] = ()
     if name == "RunInstances":
         proven = _launched_addresses(record)
         instances = tuple(instance for instance, _ in proven)
+        interfaces = _launched_interfaces(record)
         ips = ()
+    elif name in ASSIGN_EVENTS:
+        proven = _assigned_addresses(record)
+        instances = ips = ()
     return NetworkChange(
         event_id=_str(record.get("eventID")) or "",
         event_time=event_time_of(record),
@@ -441,6 +452,7 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
         allocations=allocations,
         allocation_ids=tuple(dict.fromkeys(found["allocationId"])),
         proven=proven,
+        interfaces=interfaces,
     )
 
 
@@ -460,3 +472,60 @@ def _launched_addresses(record: dict) -> tuple[tuple[str, tuple[str, ...]], ...]
                      if parse_ip(a) is not None]
         launched.append((instance.lower(), tuple(sorted(set(addresses)))))
     return tuple(launched)
+
+
+def _launched_interfaces(record: dict) -> tuple[tuple[str, str], ...]:
+    """(network interface id, instance id) for each interface a RunInstances response names."""
+    items = _obj(_obj(record.get("responseElements")).get("instancesSet")).get("items")
+    interfaces = []
+    for item in items if isinstance(items, list) else []:
+        instance = _str(_obj(item).get("instanceId"))
+        if instance is None or not INSTANCE_ID.match(instance):
+            continue
+        found: dict[str, list] = {"networkInterfaceId": []}
+        _walk(_obj(item).get("networkInterfaceSet"), found)
+        interfaces += [(eni, instance.lower()) for eni in found["networkInterfaceId"]
+                       if eni.startswith("eni-")]
+    return tuple(dict.fromkeys(interfaces))
+
+
+# Where an Assign* record lists the addresses it gave: the response's sets (EC2's XML turned
+# to JSON: a list, {"item": ...} or {"items": [...]}, of strings or {ipv6Address|privateIpAddress}),
+# else the request's own list when the response carries none (older API versions answer only
+# ``_return: true``).
+_ASSIGNED_KEYS = ("assignedIpv6Addresses", "assignedPrivateIpAddressesSet")
+_REQUESTED_KEYS = ("ipv6Addresses", "Ipv6Addresses", "ipv6AddressesSet", "privateIpAddressesSet",
+                   "PrivateIpAddress", "privateIpAddress")
+
+
+def _assigned_addresses(record: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(network interface id, addresses) an AssignIpv6Addresses or AssignPrivateIpAddresses
+    gave, from its response (the request's when the response lists none)."""
+    response, request = record.get("responseElements"), record.get("requestParameters")
+    found: dict[str, list] = {"networkInterfaceId": [], "NetworkInterfaceId": []}
+    _walk(response, found)
+    _walk(request, found)
+    enis = [eni for eni in found["networkInterfaceId"] + found["NetworkInterfaceId"]
+            if eni.startswith("eni-")]
+    if not enis:
+        return ()
+    addresses = _addresses_under(response, _ASSIGNED_KEYS) or _addresses_under(
+        request, _REQUESTED_KEYS)
+    if not addresses:
+        return ()
+    return ((enis[0], tuple(sorted(set(addresses)))),)
+
+
+def _addresses_under(value: Any, keys: tuple[str, ...]) -> list[str]:
+    """Every address string anywhere below one of ``keys`` in ``value``, canonical."""
+    addresses: list[str] = []
+    stack = [(False, value)]
+    while stack:
+        inside, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((inside or key in keys, item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((inside, item) for item in value)
+        elif inside and isinstance(value, str) and parse_ip(value) is not None:
+            addresses.append(canonical_source(value))
+    return addresses

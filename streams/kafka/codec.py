@@ -44,10 +44,27 @@ def finding_schema() -> Any:
     return fastavro.parse_schema(schema_document())
 
 
+def _fingerprint_of(schema: Any) -> bytes:
+    digest = fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO")
+    return struct.pack("<Q", int(digest, 16))
+
+
 @lru_cache(maxsize=1)
 def _fingerprint() -> bytes:
-    digest = fingerprint(to_parsing_canonical_form(finding_schema()), "CRC-64-AVRO")
-    return struct.pack("<Q", int(digest, 16))
+    return _fingerprint_of(finding_schema())
+
+
+@lru_cache(maxsize=1)
+def past_schemas() -> dict[bytes, Any]:
+    """Every finding schema exfilguard wrote before today's (schemas/past/), by fingerprint: a
+    finding they wrote is read through schema resolution, new fields taking their defaults."""
+    folder = resources.files("streams.schemas").joinpath("past")
+    schemas = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".avsc"):
+            schema = fastavro.parse_schema(json.loads(entry.read_text("utf-8")))
+            schemas[_fingerprint_of(schema)] = schema
+    return schemas
 
 
 def _body(finding: dict[str, Any]) -> bytes:
@@ -92,10 +109,13 @@ def _read(body: bytes, writer: Any) -> dict[str, Any]:
 def decode_finding(payload: bytes, registry: SchemaRegistry | None = None) -> dict[str, Any]:
     """A finding in any of the encodings; Confluent framing needs the registry of its id."""
     if payload[:2] == MAGIC:
-        if payload[2:10] != _fingerprint():
+        if payload[2:10] == _fingerprint():
+            return _read(payload[10:], finding_schema())
+        writer = past_schemas().get(payload[2:10])
+        if writer is None:
             raise BadFinding("written with another finding schema (fingerprint differs); "
                              "upgrade exfilguard to read it")
-        return _read(payload[10:], finding_schema())
+        return _read(payload[10:], writer)
     if payload[:1] == b"{":
         try:
             finding = msgspec.json.decode(payload)

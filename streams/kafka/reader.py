@@ -5,6 +5,7 @@ of one record are merged back into one, so a range gives the records its files g
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -181,6 +182,80 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
             bar.close()
         consumer.close()
     return merger.items(), stats
+
+
+class PartitionReader:
+    """Reads back a range of one partition of ``topic`` on demand, with one group-less consumer
+    kept for the calls, one call at a time."""
+
+    def __init__(self, settings: KafkaSettings, topic: str,
+                 idle_timeout: float = IDLE_TIMEOUT_S) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.idle_timeout = idle_timeout
+        self._consumer: Any = None
+        self._lock = threading.Lock()  # the worker's two agents may both ask, from two threads
+
+    def read(self, partition: int, since_ms: int, before_offset: int
+             ) -> list[tuple[int, list[tuple[str, bytes]], bytes]]:
+        """(offset, headers, value) of the partition's messages before ``before_offset``, from
+        the first timestamped at or after ``since_ms`` less ``BATCH_SPAN_MS``: every message
+        that may hold a record of that time or later. Raises ``UserError`` on a broker error."""
+        with self._lock:
+            return self._read(partition, since_ms, before_offset)
+
+    def _read(self, partition: int, since_ms: int, before_offset: int
+              ) -> list[tuple[int, list[tuple[str, bytes]], bytes]]:
+        from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+        if self._consumer is None:
+            self._consumer = Consumer(consumer_config(self.settings))
+        consumer, topic = self._consumer, self.topic
+        found: list[tuple[int, list[tuple[str, bytes]], bytes]] = []
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=30)
+            start = consumer.offsets_for_times(
+                [TopicPartition(topic, partition, max(0, since_ms - BATCH_SPAN_MS))],
+                timeout=30)[0].offset
+            start = max(low, start if start >= 0 else high)
+            end = min(before_offset, high)
+            if start >= end:
+                return found
+            consumer.assign([TopicPartition(topic, partition, start)])
+            idle_since = time.monotonic()
+            while True:
+                message = consumer.poll(1.0)
+                if message is None:
+                    if time.monotonic() - idle_since > self.idle_timeout:
+                        raise UserError(f"reading {topic}/{partition}: no message for "
+                                        f"{self.idle_timeout:.0f} s before offset {end}")
+                    continue
+                idle_since = time.monotonic()
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return found
+                    if error.retriable():
+                        continue
+                    raise UserError(f"reading {topic}/{partition}: {error.str()}")
+                if message.offset() >= end:
+                    return found
+                found.append((message.offset(), list(message.headers() or []),
+                              message.value() or b""))
+                if message.offset() >= end - 1:
+                    return found
+        except KafkaException as exc:
+            raise UserError(f"reading {topic}/{partition}: {exc.args[0].str()}") from None
+        finally:
+            consumer.unassign()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._consumer is None:
+                return
+            self._consumer.close()
+            self._consumer = None
 
 
 def _done(consumer: Any, todo: dict[int, int], topic: str, partition: int) -> None:

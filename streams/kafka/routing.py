@@ -18,7 +18,8 @@ from streams.core.records import (
     unwrap,
 )
 
-BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
+BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway",
+                              "AssignIpv6Addresses", "AssignPrivateIpAddresses"})
 
 
 class Route(NamedTuple):  # a tuple: one is made for every record the forwarder sends

@@ -56,6 +56,7 @@ class World:
     closed: str
     member: str  # the ACTIVE member account with networks of its own
     networks: dict[str, set[str]] = field(default_factory=dict)  # account → expected CIDRs
+    endpoints: dict[str, set[str]] = field(default_factory=dict)  # account → VPC endpoint ids
 
     def expect(self, account: str, *cidrs: str) -> None:
         self.networks.setdefault(account, set()).update(
@@ -79,7 +80,7 @@ def host(address: str) -> str:
 def build_region(aws_env: dict, world: World, account: str, region: str, cidr: str,
                  extra_cidr: str | None = None, ipv6: bool = False) -> None:
     """A VPC with a subnet, an instance with a public address, a NAT gateway on an elastic IP,
-    and an elastic IP left unattached; what they hold goes into ``world``."""
+    an elastic IP left unattached and an S3 endpoint; what they hold goes into ``world``."""
     ec2 = client(aws_env, "ec2", region, account)
     vpc = ec2.create_vpc(CidrBlock=cidr, AmazonProvidedIpv6CidrBlock=ipv6)["Vpc"]
     world.expect(account, DEFAULT_VPC, cidr,
@@ -97,3 +98,6 @@ def build_region(aws_env: dict, world: World, account: str, region: str, cidr: s
     spare_ip = ec2.allocate_address(Domain="vpc")["PublicIp"]
     world.expect(account, host(instance["PublicIpAddress"]), host(nat_ip["PublicIp"]),
                  host(spare_ip))
+    endpoint = ec2.create_vpc_endpoint(VpcId=vpc["VpcId"], VpcEndpointType="Gateway",
+                                       ServiceName=f"com.amazonaws.{region}.s3")["VpcEndpoint"]
+    world.endpoints.setdefault(account, set()).add(endpoint["VpcEndpointId"])

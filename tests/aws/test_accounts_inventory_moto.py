@@ -69,6 +69,19 @@ def test_inventory_of_every_account_of_the_organisation(aws_env, world):
     assert any(shared in line for line in lines(result.stderr))
 
 
+def test_inventory_collects_each_accounts_vpc_endpoints_in_every_region_asked(aws_env, world):
+    result = run(aws_env, "inventory", "--regions", "eu-west-1,us-east-1", "--role-name", ROLE,
+                 "--accounts", world.member)
+    document = parsed(result)
+    endpoints = document["account_vpc_endpoints"]
+    # Both regions of the management account, the member's one: each account's own ids only.
+    assert {a: set(ids) for a, ids in endpoints.items()} == world.endpoints
+    assert len(endpoints[MANAGEMENT]) == 2
+    assert all(ids == sorted(ids) for ids in endpoints.values())
+    config = parse_config(document)
+    assert config.account_vpc_endpoints == {a: frozenset(i) for a, i in world.endpoints.items()}
+
+
 def test_inventory_of_every_enabled_region(aws_env, world):
     result = run(aws_env, "inventory", "--all-regions", "--workers", "16")
     networks = parsed(result)["account_networks"]

@@ -127,11 +127,16 @@ def instance(**fields) -> dict:
 
 
 def ec2_answers(stub: Stubber, instances: list[dict], vpcs: list[dict], addresses=(),
-                gateways=()) -> None:
+                gateways=(), endpoints=(), endpoints_error: str | None = None) -> None:
     stub.add_response("describe_instances", {"Reservations": instances})
     stub.add_response("describe_addresses", {"Addresses": [{"PublicIp": a} for a in addresses]})
     stub.add_response("describe_nat_gateways", {"NatGateways": list(gateways)})
     stub.add_response("describe_vpcs", {"Vpcs": vpcs})
+    if endpoints_error:
+        stub.add_client_error("describe_vpc_endpoints", endpoints_error, "not allowed")
+    else:
+        stub.add_response("describe_vpc_endpoints", {"VpcEndpoints": [
+            {"VpcEndpointId": e, "VpcEndpointType": "Interface"} for e in endpoints]})
 
 
 VPC = {"VpcId": "vpc-1", "CidrBlock": "10.0.0.0/16", "CidrBlockAssociationSet": [
@@ -231,6 +236,39 @@ def test_a_denied_region_or_role_is_skipped_and_the_rest_collected(clients, caps
     assert "  # incomplete, not read: eu-west-1" in captured.out
     assert "incomplete" not in captured.out.split(f'"{ME}"')[1]
     parse_config(document)
+
+
+E1, E2, E3, E4 = (f"vpce-0{n}{'a1b2c3d4'[n - 1] * 15}" for n in range(1, 5))
+
+
+def test_vpc_endpoints_are_collected_and_a_partial_list_left_out(clients, capsys):
+    sts_stub(clients, denied=(DENIED,))
+    mine = [[instance(PublicIpAddress="198.51.100.10")], [VPC]]
+    ec2_region(clients, ME, "us-east-1", [*mine, (), (), [E2, E1]])
+    ec2_region(clients, ME, "eu-west-1", [[], [], (), (), [E3]])
+    # The other account's role may read its networks but not its endpoints in one region.
+    ec2_region(clients, f"key-of-{OTHER}", "us-east-1", [[], [VPC], (), (), [E4]])
+    ec2_region(clients, f"key-of-{OTHER}", "eu-west-1",
+               [[], [], (), (), (), "UnauthorizedOperation"])
+    code = main(["inventory", "--regions", "us-east-1,eu-west-1", "--role-name", "R",
+                 "--accounts", f"{OTHER},{DENIED}"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    document = yaml.safe_load(captured.out)
+    assert document["account_vpc_endpoints"] == {ME: [E1, E2, E3]}
+    assert set(document["account_networks"]) == {ME, OTHER}  # its networks are kept
+    assert (f"exfilguard inventory: {OTHER} eu-west-1: VPC endpoints: UnauthorizedOperation: "
+            f"not allowed; account_vpc_endpoints left out for {OTHER} (a partial list would "
+            "make calls through the others findings)") in captured.err.splitlines()
+    assert parse_config(document).account_vpc_endpoints == {
+        ME: frozenset({E1, E2, E3})}
+
+
+def test_no_endpoints_anywhere_writes_no_endpoint_section(clients, capsys):
+    sts_stub(clients)
+    ec2_region(clients, ME, "us-east-1", [[instance(PublicIpAddress="198.51.100.10")], [VPC]])
+    assert main(["inventory", "--regions", "us-east-1"]) == 0
+    assert "account_vpc_endpoints" not in capsys.readouterr().out
 
 
 def test_nothing_collected_exits_1(clients, capsys):

@@ -21,6 +21,7 @@ from cloudtrail_builders import (  # noqa: E402
     INSTANCE_AGENT,
     allocate_address,
     api_record,
+    assign_private_ip_addresses,
     associate_address,
     assume_role,
     assumed_role_identity,
@@ -51,6 +52,7 @@ OTHER_EC2 = "44.192.0.5"  # somebody else's EC2 instance
 AWS_ADDRESSES = ("3.225.16.109", "52.45.102.28", "54.152.0.10", "54.152.0.11", "44.192.0.5",
                  "3.80.0.7", "18.204.10.20", "34.200.1.1", "52.0.0.9", "35.170.0.1",
                  "100.24.0.9", "54.80.0.5", "52.45.102.5", "52.45.102.6", "52.45.102.20",
+                 "52.45.102.7", "52.45.102.8", "2600:1f18:1234:5600::7a",
                  "2600:1f18:1234:5600::10", "2600:1f18:1234:5600:8c1f:22ab:10e3:7d41",
                  "2600:1f18:4000:ab00::5")
 NOT_AWS = (CORPORATE, ATTACKER, TOR_EXIT, "2a00:1450:4001:800::200e", "10.0.3.17",
@@ -729,6 +731,53 @@ def key_rotation_keeps_address(t: Trail) -> None:
     issued(t, second, minutes=300)
     calls(t, second, OWN_PUBLIC, [(301, 0), (302, 0)], OWN_APIS)
     thief(t, second, OTHER_EC2, [(310, 0)])
+
+
+@scenario
+def proven_ipv6_assigned_with_nat_ipv4(t: Trail) -> None:
+    t.add(allocate_address, time=at(-10), public_ip="52.45.102.7",
+          allocation_id="eipalloc-0e1e2e3e4e5e6e7e8")
+    t.add(nat_gateway, time=at(-9), allocation_id="eipalloc-0e1e2e3e4e5e6e7e8",
+          nat_gateway_id="nat-0e1e2e3e4e5e6e7e8", subnet_id="subnet-0e1c2d3e4f5a6b7c8",
+          vpc_id="vpc-0abc1234def567890", private_ip="10.0.2.13", public_ip="52.45.102.7")
+    # Launched IPv4-only; Terraform gives its interface a secondary private address.
+    t.add(run_instances, time=at(-2), instance_id=INSTANCE, private_ip="10.0.3.18",
+          interface_id="eni-0e1e2e3e4e5e6e7e8")
+    t.add(assign_private_ip_addresses, time=at(-1), interface_id="eni-0e1e2e3e4e5e6e7e8",
+          private_ips=["10.0.3.40"])
+    k = key("ASSIGNSIX")
+    issued(t, k)
+    # The instance asks for an IPv6 address itself (through the NAT gateway): proven its own.
+    t.add(call, time=at(0, 30), access_key=k, instance_id=INSTANCE, source_ip="52.45.102.7",
+          api="ec2:AssignIpv6Addresses",
+          request={"AssignIpv6AddressesRequest": {"NetworkInterfaceId": "eni-0e1e2e3e4e5e6e7e8",
+                                                  "Ipv6AddressCount": 1}},
+          response={"AssignIpv6AddressesResponse": {
+              "xmlns": "http://ec2.amazonaws.com/doc/2016-11-15/",
+              "requestId": "5f3c9e1a-7b2d-4c8e-9a01-2b3c4d5e6f70",
+              "networkInterfaceId": "eni-0e1e2e3e4e5e6e7e8",
+              "assignedIpv6Addresses": {"item": ["2600:1f18:1234:5600::7a"]}}})
+    # The key, stolen, is used from another AWS IPv6 address before the instance's IPv6 calls.
+    thief(t, k, "2600:1f18:4000:ab00::5", [(1, 0), (1, 30)])
+    calls(t, k, "52.45.102.7", [(2, 0), (3, 0)], OWN_APIS)
+    calls(t, k, "2600:1f18:1234:5600::7a", [(4, 0), (5, 0)], OWN_APIS)
+
+
+@scenario
+def dual_stack_learned_per_family(t: Trail) -> None:
+    t.add(allocate_address, time=at(-10), public_ip="52.45.102.8",
+          allocation_id="eipalloc-0f1f2f3f4f5f6f7f8")
+    t.add(nat_gateway, time=at(-9), allocation_id="eipalloc-0f1f2f3f4f5f6f7f8",
+          nat_gateway_id="nat-0f1f2f3f4f5f6f7f8", subnet_id="subnet-0f1c2d3e4f5a6b7c8",
+          vpc_id="vpc-0abc1234def567890", private_ip="10.0.2.14")
+    k = key("DUALLEARN")
+    # Launched before the job: no RunInstances, so each family's first address is learned.
+    issued(t, k)
+    calls(t, k, "52.45.102.8", [(1, 0), (2, 0)], OWN_APIS)
+    calls(t, k, "2600:1f18:1234:5600::10", [(3, 0), (4, 0)], OWN_APIS)
+    calls(t, k, "52.45.102.8", [(5, 0)], OWN_APIS)
+    thief(t, k, "2600:1f18:4000:ab00::5", [(20, 0)])
+    thief(t, k, OTHER_EC2, [(21, 0), (22, 0)])
 
 
 # -- VPC endpoints CloudTrail names no owner for -------------------------------------------------

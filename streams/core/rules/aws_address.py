@@ -1,7 +1,8 @@
 """An AWS address that is not the owner's: declared networks are authoritative; addresses
-CloudTrail proves the instance's are its own; otherwise its first AWS address is learned (not
-when a public address of that family is proven), elastic IPs and NAT gateways in CloudTrail
-become their account's, and another AWS address → InsideAWS High. Decides every call left."""
+CloudTrail proves the instance's are its own; otherwise its first AWS address of each family
+(IPv4, IPv6) is learned (not when a public address of that family is proven), elastic IPs and
+NAT gateways in CloudTrail become their account's, and another AWS address → InsideAWS High.
+Decides every call left."""
 
 from __future__ import annotations
 
@@ -27,7 +28,17 @@ def decide(judged: Call) -> Verdict:
             # address is not learned as its own, even first (the thief's box).
             return inside(judged.config, None, "aws-address-not-the-proven")
         return no_finding("first-aws-address-learned", learn_address=True)
+    if not any(_family(a) == judged.ip.version for a in addresses) and not _proven_in_family(
+            judged):
+        # Learned once per address family: a dual-stack instance calls over IPv4 (its own, or
+        # a NAT gateway's) and over IPv6 from its own address, one of each.
+        return no_finding("first-aws-address-of-family-learned", learn_address=True)
     return inside(judged.config, None, "aws-address-not-the-instances")
+
+
+def _family(address: str) -> int | None:
+    ip = parse_ip(address)
+    return ip.version if ip is not None else None
 
 
 def _proven_in_family(judged: Call) -> bool:
@@ -45,4 +56,5 @@ RULE = Rule(name="aws-address", doc="an AWS address that is not the instance's: 
                        "nat-gateway-egress", "declared-owner-authoritative",
                        "declared-owner-ignores-learned-eip", "two-keys-one-instance",
                        "proven-eip-thief-first", "proven-ipv6-with-nat-ipv4",
-                       "key-rotation-keeps-address"))
+                       "key-rotation-keeps-address", "proven-ipv6-assigned-with-nat-ipv4",
+                       "dual-stack-learned-per-family"))
