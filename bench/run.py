@@ -10,10 +10,14 @@ e2e      a local broker, one ``exfilguard worker`` on one partition. The records
          records, same producer settings), produced as fast as the client takes them; records/s
          is the worker's own counter (exfilguard_records_total) between 10% and 90% of the
          records. The same records one per message (any other producer's format) are measured
-         too, on a deployment of their own; the forwarder's own rate separately. Latency:
-         background batches at half the batched rate, and every 0.2 s a call with a known
-         instance key from outside AWS, alone in its message as a real-time source sends it;
-         the time from producing it to its finding on the output topic.
+         too, on a deployment of their own. Latency curve: the worker's capacity while a
+         producer keeps feeding it, then background batches at 10–95% of it, and every 0.2 s a
+         call with a known instance key from outside AWS, alone in its message as a real-time
+         source sends it; the time from producing it to its finding on the output topic.
+forwarder ``forward`` over the files into 4 partitions, against the msgspec decode ceiling
+         measured before each run; CPU-s per million from /proc.
+cost     forwarder + worker CPU-s per million records, at an on-demand vCPU price.
+--repeat runs the forwarder and e2e figures (3; quick 1): medians, with min and max.
 state    bench/state.py: N live credentials (distinct keys and instances). Their changelog is
          written as the worker writes it (the same Detector calls over tables that behave like
          Faust's), then a worker with no local state recovers it: seconds from spawn to /readyz,
@@ -93,7 +97,8 @@ def spread(values: list[float | None]) -> dict[str, Any]:
     measured = [v for v in values if v is not None]
     if not measured:
         return {"median": None, "min": None, "max": None, "runs": len(values)}
-    digits = 3 if max(measured) < 10 else None
+    largest = max(measured)
+    digits = 3 if largest < 10 else 1 if largest < 1000 else None
     return {"median": round(statistics.median(measured), digits),
             "min": round(min(measured), digits), "max": round(max(measured), digits),
             "runs": len(values)}
