@@ -10,10 +10,14 @@ e2e      a local broker, one ``exfilguard worker`` on one partition. The records
          records, same producer settings), produced as fast as the client takes them; records/s
          is the worker's own counter (exfilguard_records_total) between 10% and 90% of the
          records. The same records one per message (any other producer's format) are measured
-         too, on a deployment of their own; the forwarder's own rate separately. Latency:
-         background batches at half the batched rate, and every 0.2 s a call with a known
-         instance key from outside AWS, alone in its message as a real-time source sends it;
-         the time from producing it to its finding on the output topic.
+         too, on a deployment of their own. Latency curve: the worker's capacity while a
+         producer keeps feeding it, then background batches at 10–95% of it, and every 0.2 s a
+         call with a known instance key from outside AWS, alone in its message as a real-time
+         source sends it; the time from producing it to its finding on the output topic.
+forwarder ``forward`` over the files into 4 partitions, against the msgspec decode ceiling
+         measured before each run; CPU-s per million from /proc.
+cost     forwarder + worker CPU-s per million records, at an on-demand vCPU price.
+--repeat runs the forwarder and e2e figures (3; quick 1): medians, with min and max.
 state    bench/state.py: N live credentials (distinct keys and instances). Their changelog is
          written as the worker writes it (the same Detector calls over tables that behave like
          Faust's), then a worker with no local state recovers it: seconds from spawn to /readyz,
@@ -37,6 +41,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -64,6 +69,9 @@ FILE_RECORDS = 10_000  # records per generated file (a CloudTrail delivery file 
 RUN = OUT / f"run-{os.getpid()}"
 
 TARGETS = {
+    "forwarder_events_per_s": 150_000,
+    "forwarder_ratio": 0.5,
+    "one_per_message_events_per_s": 50_000,
     "core_ratio": 0.5,
     "e2e_events_per_s": 20_000,
     "p99_ms": 1000,
@@ -71,10 +79,51 @@ TARGETS = {
     "bytes_per_credential": 1024,
 }
 
-FULL = {"events": 1_000_000, "e2e_events": 200_000, "latency_s": 60, "credentials": 1_000_000,
-        "fed_credentials": 30_000, "scaling_events": 100_000, "repeats": 2}
-QUICK = {"events": 100_000, "e2e_events": 50_000, "latency_s": 20, "credentials": 50_000,
-         "fed_credentials": 20_000, "scaling_events": 50_000, "repeats": 3}
+FULL = {"events": 1_000_000, "e2e_events": 200_000, "latency_s": 20, "credentials": 1_000_000,
+        "fed_credentials": 30_000, "scaling_events": 100_000, "repeats": 2, "repeat": 3,
+        "forwarder_events": 500_000}
+QUICK = {"events": 100_000, "e2e_events": 50_000, "latency_s": 5, "credentials": 50_000,
+         "fed_credentials": 20_000, "scaling_events": 50_000, "repeats": 3, "repeat": 1,
+         "forwarder_events": 100_000}
+# The latency curve's steps: fractions of the capacity measured with the producer running.
+LATENCY_STEPS = (0.10, 0.25, 0.50, 0.65, 0.80, 0.95)
+FORWARDER_PARTITIONS = 4  # the forwarder places every record by its key's partition
+# The price CPU time is costed at: AWS m7i.large on-demand in us-east-1, $0.1008 an hour for
+# 2 vCPUs (a vCPU being one hyperthread, as one of this machine's cores may be).
+VCPU_HOUR_USD = 0.0504
+GUARDDUTY_USD_PER_MILLION = 4.00  # GuardDuty's published price per million CloudTrail
+# management events (the first 500 million a month; less beyond)
+
+
+def spread(values: list[float | None]) -> dict[str, Any]:
+    """Median, min and max of a figure's runs (None where a run measured nothing)."""
+    measured = [v for v in values if v is not None]
+    if not measured:
+        return {"median": None, "min": None, "max": None, "runs": len(values)}
+    largest = max(measured)
+    digits = 3 if largest < 10 else 1 if largest < 1000 else None
+    return {"median": round(statistics.median(measured), digits),
+            "min": round(min(measured), digits), "max": round(max(measured), digits),
+            "runs": len(values)}
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User plus system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def decode_ceiling(files: list[Path], decode) -> tuple[float, int]:
+    """Seconds to read, split and decode every line of the files; the records."""
+    gc.collect()
+    count = 0
+    start = time.perf_counter()
+    for f in files:
+        for line in f.read_bytes().split(b"\n"):
+            if line:
+                decode(line)
+                count += 1
+    return time.perf_counter() - start, count
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -135,17 +184,6 @@ def core_phase(files: list[Path], repeats: int, profile: bool) -> dict[str, Any]
         findings, stats, detector = detect(iter_items(paths), loaded.detection, aws, enrich)
         return time.perf_counter() - start, (findings, stats, detector)
 
-    def run_decoder(decode) -> tuple[float, int]:
-        gc.collect()
-        count = 0
-        start = time.perf_counter()
-        for f in files:
-            for line in f.read_bytes().split(b"\n"):
-                if line:
-                    decode(line)
-                    count += 1
-        return time.perf_counter() - start, count
-
     decoders = {"msgspec": msgspec.json.Decoder().decode, "orjson": orjson.loads}
     core_times, ceilings = [], {name: [] for name in decoders}
     result = None
@@ -154,19 +192,23 @@ def core_phase(files: list[Path], repeats: int, profile: bool) -> dict[str, Any]
         elapsed, result = run_core()
         core_times.append(elapsed)
         for name, decode in decoders.items():
-            seconds, records = run_decoder(decode)
+            seconds, records = decode_ceiling(files, decode)
             ceilings[name].append(seconds)
         log(f"core repeat {repeat + 1}/{repeats}: core {records / elapsed:,.0f}/s, "
             + ", ".join(f"{n} {records / min(t):,.0f}/s" for n, t in ceilings.items()))
     findings, stats, detector = result
     best_decoder = min(ceilings, key=lambda n: min(ceilings[n]))
-    core_rate = stats.records / min(core_times)
-    ceiling_rate = records / min(ceilings[best_decoder])
+    # Each run's core against the fastest decoder of that run: the machine's load moves both.
+    rates = [stats.records / t for t in core_times]
+    ceiling_rates = [records / min(ceilings[n][i] for n in ceilings) for i in range(repeats)]
+    ratios = [r / c for r, c in zip(rates, ceiling_rates, strict=True)]
     out = {
         "events": stats.records,
-        "events_per_s": round(core_rate),
-        "decode_ceiling_events_per_s": round(ceiling_rate),
-        "ratio": round(core_rate / ceiling_rate, 3),
+        "events_per_s": round(statistics.median(rates)),
+        "events_per_s_spread": spread(rates),
+        "decode_ceiling_events_per_s": round(statistics.median(ceiling_rates)),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_spread": spread(ratios),
         "decoder": best_decoder,
         "decoders_events_per_s": {n: round(records / min(t)) for n, t in ceilings.items()},
         "repeats": repeats,
@@ -197,6 +239,79 @@ def profile_core(paths: list[str], loaded, aws, enrich) -> str | None:
     target = OUT / "profile-core.txt"
     target.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
     log(f"core profile: {target.relative_to(ROOT)}")
+    return str(target.relative_to(ROOT))
+
+
+# -- forwarder --------------------------------------------------------------------------------
+
+
+def forwarder_phase(broker: harness.Broker, files: list[Path], repeat: int,
+                    profile: bool) -> dict[str, Any]:
+    """``exfilguard forward``'s own rate over the files into a topic of FORWARDER_PARTITIONS
+    (no worker running), against the decode ceiling measured just before each run: reading,
+    splitting and decoding the same lines with msgspec. CPU time from /proc (librdkafka's
+    threads included)."""
+    from streams.kafka.forwarder import forward
+    from streams.sources.files import iter_items
+
+    paths = [str(f) for f in files]
+    decode = msgspec.json.Decoder().decode
+    deployment = harness.Deployment(broker, RUN / "forwarder", FORWARDER_PARTITIONS, "f")
+    rates, ratios, ceilings, cpu_per_million = [], [], [], []
+    records = messages = 0
+    for run in range(repeat):
+        seconds, count = decode_ceiling(files, decode)
+        ceilings.append(count / seconds)
+        cpu, start = cpu_seconds(), time.monotonic()
+        stats = forward(iter_items(paths, runs=True), deployment.settings,
+                        deployment.settings.topic_input, FORWARDER_PARTITIONS)
+        elapsed, cpu = time.monotonic() - start, cpu_seconds() - cpu
+        if stats.failed:
+            raise RuntimeError(f"forwarder: {stats.failed} not delivered: {stats.first_failure}")
+        records, messages = stats.records, stats.messages
+        rates.append(records / elapsed)
+        ratios.append(rates[-1] / ceilings[-1])
+        cpu_per_million.append(cpu / records * 1e6)
+        log(f"forwarder run {run + 1}/{repeat}: {rates[-1]:,.0f} records/s, decode ceiling "
+            f"{ceilings[-1]:,.0f}/s, ratio {ratios[-1]:.2f}, {cpu_per_million[-1]:.1f} "
+            "CPU-s per million")
+    out = {
+        "events": records,
+        "messages": messages,
+        "partitions": FORWARDER_PARTITIONS,
+        "events_per_s": round(statistics.median(rates)),
+        "events_per_s_spread": spread(rates),
+        "decode_ceiling_events_per_s": round(statistics.median(ceilings)),
+        "decode_ceiling_spread": spread(ceilings),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_spread": spread(ratios),
+        "cpu_s_per_million": round(statistics.median(cpu_per_million), 2),
+        "cpu_s_per_million_spread": spread(cpu_per_million),
+    }
+    if profile:
+        out["profile"] = profile_forwarder(paths)
+    return out
+
+
+def profile_forwarder(paths: list[str]) -> str | None:
+    """The forwarder's records to messages (no Kafka) under pyinstrument."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        log("pyinstrument is not installed (.venv/bin/pip install pyinstrument): no profile")
+        return None
+    from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
+    from streams.sources.files import iter_items
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for _ in messages(sorted_batches(iter_items(paths, runs=True), ForwardStats()),
+                      FORWARDER_PARTITIONS):
+        pass
+    profiler.stop()
+    target = OUT / "profile-forwarder.txt"
+    target.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    log(f"forwarder profile: {target.relative_to(ROOT)}")
     return str(target.relative_to(ROOT))
 
 
@@ -319,13 +434,14 @@ def percentile(values: list[float], q: float) -> float:
 
 def latency(deployment: harness.Deployment, worker: harness.Worker,
             background: list[harness.Message], rate: float, seconds: float,
-            every: float = 0.2) -> dict[str, Any]:
-    """Background at ``rate``; every ``every`` s a theft with a known key; finding latency."""
+            every: float = 0.2, seed: int = 424242) -> dict[str, Any]:
+    """Background at ``rate``; every ``every`` s a theft with a known key; finding latency.
+    Each ``seed`` its own keys: steps of a curve never meet another step's findings."""
     settings = deployment.settings
     topic = settings.topic_input
-    injections = int(seconds / every)
-    creds = [credential(index, seed=424242) for index in range(injections)]
-    ids = ids_for(424242)
+    injections = max(1, int(seconds / every))
+    creds = [credential(index, seed=seed) for index in range(injections)]
+    ids = ids_for(seed)  # event ids of its own: a repeated one is a re-delivery
     event_time = background[0][3] / 1000
     issued = []
     for c in creds:
@@ -394,55 +510,184 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
     }
 
 
-def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Path],
-              latency_s: float, profile: bool) -> dict[str, Any]:
-    from streams.kafka.forwarder import forward
-    from streams.sources.files import iter_items
+def capacity(deployment: harness.Deployment, worker: harness.Worker,
+             background: list[harness.Message], pace: float, seconds: float) -> float | None:
+    """The worker's records/s while a producer keeps feeding it (the background, cycled, at
+    ``pace`` records/s, above what it takes): the load the latency curve's steps are fractions
+    of. The backlog is drained before it returns."""
+    settings = deployment.settings
+    client = harness.producer(settings)
+    counts = [harness.records_in(m) for m in background]
+    stop = time.monotonic() + seconds
+    sent = index = 0
+    with harness.Sampler([worker]) as sampler:
+        start = time.monotonic()
+        while (now := time.monotonic()) < stop:
+            while sent < pace * (now - start):
+                key, value, partition, timestamp, headers = background[index % len(background)]
+                kwargs = {"partition": partition} if partition is not None else {}
+                try:
+                    client.produce(settings.topic_input, value=value, key=key,
+                                   timestamp=timestamp, headers=headers, **kwargs)
+                except BufferError:
+                    client.poll(0.01)
+                    continue
+                sent += counts[index % len(background)]
+                index += 1
+            client.poll(0)
+            time.sleep(0.002)
+    client.flush(120)
+    series = sampler.total("exfilguard_records_total")
+    # From the first second on (the worker has started fetching) to the producer's end.
+    window = [(t, v) for t, v in series if t >= start + 1.0]
+    rate = ((window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+            if len(window) >= 2 and window[-1][0] > window[0][0] else None)
+    last = [-1.0]
 
+    def caught_up() -> bool:
+        value = worker.metrics().get("exfilguard_records_total", 0)
+        done, last[0] = value == last[0], value
+        return done
+
+    harness.wait_until(caught_up, timeout=max(300, sent / 2000), every=2.0,
+                       what="the capacity run's backlog drained")
+    return rate
+
+
+def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Path],
+              latency_s: float, profile: bool, repeat: int = 1) -> dict[str, Any]:
     log("e2e: one record per message (the format of any other producer), one worker")
     single = routed(files, 1, batch_records=1)
     baseline = harness.Deployment(broker, RUN / "e2e-single", 1, "s")
     try:
-        drained_single = drain(baseline, [baseline.start_worker("w0")], single)
+        worker = baseline.start_worker("w0")
+        singles = [drain(baseline, [worker], single)["events_per_s"] for _ in range(repeat)]
     finally:
         baseline.close()
-    log(f"e2e: {drained_single['events_per_s']} records/s one per message")
+    log(f"e2e: {singles} records/s one per message")
     deployment = harness.Deployment(broker, RUN / "e2e", 1, "e")
     try:
         messages = routed(files, 1)
-        log("e2e: the forwarder's own rate (into a scratch topic, no worker running)")
-        start = time.monotonic()
-        stats = forward(iter_items([str(f) for f in files], runs=True), deployment.settings,
-                        f"{deployment.app_id}-forward-scratch", 1)
-        forward_rate = stats.records / (time.monotonic() - start)
-        log(f"e2e: forwarder {forward_rate:,.0f} records/s")
         worker = deployment.start_worker("w0")
         log(f"e2e: {len(messages):,} messages (batches of up to {BATCH_RECORDS} records, as "
             "the forwarder sends them), one worker draining them")
-        drained = drain(deployment, [worker], messages,
-                        profile_seconds=15 if profile else 0)
-        log(f"e2e: {drained['events_per_s']} records/s sustained")
-        rate = (drained["events_per_s"] or 1000) / 2
+        drains = []
+        for run in range(repeat):
+            cpu = cpu_seconds(worker.process.pid)
+            drained = drain(deployment, [worker], messages,
+                            profile_seconds=15 if profile and run == 0 else 0)
+            drained["cpu_s_per_million"] = ((cpu_seconds(worker.process.pid) - cpu)
+                                            / drained["records"] * 1e6)
+            drains.append(drained)
+            log(f"e2e run {run + 1}/{repeat}: {drained['events_per_s']} records/s sustained, "
+                f"{drained['cpu_s_per_million']:.1f} worker CPU-s per million")
+        rates = [d["events_per_s"] for d in drains]
         background = routed(latency_files, 1)
-        log(f"e2e: latency at {rate:,.0f} records/s for {latency_s:.0f} s")
-        lat = latency(deployment, worker, background, rate, latency_s)
-        rss = worker.rss()
+        no_producer = statistics.median([r for r in rates if r] or [1000])
+        loaded = capacity(deployment, worker, background, 1.5 * no_producer,
+                          max(5.0, latency_s / 2))
+        log(f"e2e: capacity with the producer running {loaded or 0:,.0f} records/s "
+            f"({no_producer:,.0f}/s draining a topic filled beforehand)")
+        curve = []
+        for step, fraction in enumerate(LATENCY_STEPS):
+            rate = fraction * (loaded or no_producer)
+            log(f"e2e: latency at {fraction:.0%}: {rate:,.0f} records/s for {latency_s:.0f} s")
+            lat = latency(deployment, worker, background, rate, latency_s,
+                          seed=424242 + step)
+            ms = lat["latency_ms"] or {}
+            curve.append({"fraction": fraction, "offered_per_s": round(rate),
+                          "p50_ms": ms.get("p50"), "p99_ms": ms.get("p99"),
+                          "max_ms": ms.get("max"), "findings_seen": lat["findings_seen"],
+                          "injected": lat["injected"]})
+        half = curve[LATENCY_STEPS.index(0.50)]
         return {
-            "events": drained["records"],
-            "events_per_s": drained["events_per_s"],
-            "latency_ms": lat["latency_ms"],
+            "events": drains[0]["records"],
+            "events_per_s": round(statistics.median([r for r in rates if r])) if any(rates)
+            else None,
+            "events_per_s_spread": spread(rates),
+            "capacity_with_producer_events_per_s": round(loaded) if loaded else None,
+            "latency_ms": {"p50": half["p50_ms"], "p99": half["p99_ms"],
+                           "max": half["max_ms"]},
+            "latency_curve": curve,
             "batch_records": BATCH_RECORDS,
-            "messages": drained["messages"],
-            "one_per_message_events_per_s": drained_single["events_per_s"],
-            "forwarder_events_per_s": round(forward_rate),
-            "drain_s": drained["drain_s"],
-            "produce_s": drained["produce_s"],
-            "latency": lat,
-            "worker_rss_bytes": rss,
-            **({"profile": drained["profile"]} if "profile" in drained else {}),
+            "messages": drains[0]["messages"],
+            "one_per_message_events_per_s": (round(statistics.median([r for r in singles if r]))
+                                             if any(singles) else None),
+            "one_per_message_spread": spread(singles),
+            "worker_cpu_s_per_million": round(statistics.median(
+                [d["cpu_s_per_million"] for d in drains]), 2),
+            "worker_cpu_s_per_million_spread": spread([d["cpu_s_per_million"] for d in drains]),
+            "drain_s": drains[0]["drain_s"],
+            "produce_s": drains[0]["produce_s"],
+            "worker_rss_bytes": worker.rss(),
+            **({"profile": drains[0]["profile"]} if "profile" in drains[0] else {}),
         }
     finally:
         deployment.close()
+
+
+def draw_latency(curve: list[dict[str, Any]], target: Path) -> None:
+    """The latency curve as an SVG: offered records/s across, p99 (and p50) ms up."""
+    points = [c for c in curve if c["p99_ms"] is not None]
+    width, height, left, bottom, top, right = 640, 400, 70, 50, 30, 20
+    x_max = max([c["offered_per_s"] for c in curve] + [1]) * 1.05
+    y_max = max([c["p99_ms"] for c in points] + [1]) * 1.15
+
+    def x(value: float) -> float:
+        return left + (width - left - right) * value / x_max
+
+    def y(value: float) -> float:
+        return height - bottom - (height - bottom - top) * value / y_max
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">finding latency '
+             "under load (one worker, make bench)</text>",
+             f'<line x1="{left}" y1="{y(0)}" x2="{width - right}" y2="{y(0)}" stroke="black"/>',
+             f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{top}" stroke="black"/>']
+    for i in range(6):
+        xv, yv = x_max / 1.05 * i / 5, y_max / 1.15 * i / 5
+        parts += [f'<text x="{x(xv)}" y="{y(0) + 18}" text-anchor="middle">{xv:,.0f}</text>',
+                  f'<text x="{left - 6}" y="{y(yv) + 4}" text-anchor="end">{yv:,.0f}</text>',
+                  f'<line x1="{left}" y1="{y(yv)}" x2="{width - right}" y2="{y(yv)}" '
+                  'stroke="#ddd"/>']
+    parts += [f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">'
+              "offered records/s</text>",
+              f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+              f'transform="rotate(-90 16 {(top + height - bottom) / 2})">latency, ms</text>']
+    for key, colour in (("p99_ms", "#c0392b"), ("p50_ms", "#2874a6")):
+        line = " ".join(f"{x(c['offered_per_s']):.1f},{y(c[key]):.1f}" for c in points)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" '
+                     'stroke-width="2"/>')
+        parts += [f'<circle cx="{x(c["offered_per_s"]):.1f}" cy="{y(c[key]):.1f}" r="3" '
+                  f'fill="{colour}"><title>{c["fraction"]:.0%}: {c[key]} ms</title></circle>'
+                  for c in points]
+    parts += [f'<text x="{width - right - 4}" y="{top + 14}" text-anchor="end" '
+              'fill="#c0392b">p99</text>',
+              f'<text x="{width - right - 4}" y="{top + 30}" text-anchor="end" '
+              'fill="#2874a6">p50</text>', "</svg>"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(parts) + "\n")
+
+
+def cost(results: dict[str, Any]) -> dict[str, Any] | None:
+    """CPU-seconds per million records (forwarder + worker, measured) and their price."""
+    forwarder = (results.get("forwarder") or {}).get("cpu_s_per_million")
+    worker = (results.get("e2e") or {}).get("worker_cpu_s_per_million")
+    if forwarder is None or worker is None:
+        return None
+    total = forwarder + worker
+    return {
+        "cpu_s_per_million": {"forwarder": forwarder, "worker": worker,
+                              "total": round(total, 2)},
+        "vcpu_hour_usd": VCPU_HOUR_USD,
+        "price_basis": "AWS m7i.large on-demand, us-east-1: $0.1008/h for 2 vCPUs",
+        "usd_per_million": round(total / 3600 * VCPU_HOUR_USD, 6),
+        "guardduty_usd_per_million": GUARDDUTY_USD_PER_MILLION,
+        "note": "CPU time only (forwarder and one worker, from /proc); the Kafka cluster and "
+                "its storage are not in it",
+    }
 
 
 # -- state ------------------------------------------------------------------------------------
@@ -541,6 +786,15 @@ def verdict(value: float | None, target: float, higher_is_better: bool) -> str:
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
+    forwarder = results.get("forwarder")
+    if forwarder:
+        rows.append(("forwarder records/s, one process", f"{forwarder['events_per_s']:,}",
+                     f">= {TARGETS['forwarder_events_per_s']:,}",
+                     verdict(forwarder["events_per_s"], TARGETS["forwarder_events_per_s"],
+                             True)))
+        rows.append(("forwarder ratio to decode ceiling", f"{forwarder['ratio']:.2f}",
+                     f">= {TARGETS['forwarder_ratio']}",
+                     verdict(forwarder["ratio"], TARGETS["forwarder_ratio"], True)))
     core = results.get("core")
     if core:
         rows.append(("core ratio to decode ceiling", f"{core['ratio']:.2f}",
@@ -551,9 +805,19 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(("e2e records/s, one worker", f"{e2e['events_per_s'] or 0:,}",
                      f">= {TARGETS['e2e_events_per_s']:,}",
                      verdict(e2e["events_per_s"], TARGETS["e2e_events_per_s"], True)))
+        rows.append(("e2e records/s, one record per message",
+                     f"{e2e['one_per_message_events_per_s'] or 0:,}",
+                     f">= {TARGETS['one_per_message_events_per_s']:,}",
+                     verdict(e2e["one_per_message_events_per_s"],
+                             TARGETS["one_per_message_events_per_s"], True)))
         p99 = (e2e["latency_ms"] or {}).get("p99")
         rows.append(("e2e p99 latency at half load", f"{p99} ms",
                      f"<= {TARGETS['p99_ms']} ms", verdict(p99, TARGETS["p99_ms"], False)))
+        worst = [c["p99_ms"] for c in e2e.get("latency_curve", []) if c["fraction"] <= 0.8]
+        worst_p99 = None if not worst or None in worst else max(worst)
+        rows.append(("e2e p99 latency up to 80% load", f"{worst_p99} ms",
+                     f"<= {TARGETS['p99_ms']} ms",
+                     verdict(worst_p99, TARGETS["p99_ms"], False)))
     state = results.get("state")
     if state:
         full = state["credentials"] >= 1_000_000
@@ -576,16 +840,34 @@ def table(results: dict[str, Any]) -> str:
         lines += [f"core     {core['events']:,} records: {core['events_per_s']:,}/s; decode "
                   f"ceiling ({core['decoder']}) {core['decode_ceiling_events_per_s']:,}/s; "
                   f"ratio {core['ratio']:.2f}; {core['findings']} findings"]
+    forwarder = results.get("forwarder")
+    if forwarder:
+        rates = forwarder["events_per_s_spread"]
+        lines += [f"forward  {forwarder['events']:,} records to {forwarder['partitions']} "
+                  f"partitions: {forwarder['events_per_s']:,}/s (min {rates['min']:,.0f}, max "
+                  f"{rates['max']:,.0f}, {rates['runs']} runs); decode ceiling "
+                  f"{forwarder['decode_ceiling_events_per_s']:,}/s; ratio "
+                  f"{forwarder['ratio']:.2f}; {forwarder['cpu_s_per_million']} CPU-s per million"]
     e2e = results.get("e2e")
     if e2e:
         lat = e2e["latency_ms"] or {}
+        rates = e2e["events_per_s_spread"]
         lines += [f"e2e      {e2e['events']:,} records: {e2e['events_per_s'] or 0:,}/s one "
-                  f"worker in batches of {e2e.get('batch_records', 1)} "
-                  f"({e2e.get('one_per_message_events_per_s') or 0:,}/s one per message); "
-                  f"forwarder {e2e['forwarder_events_per_s']:,}/s; latency at "
-                  f"{e2e['latency']['rate_events_per_s']:,}/s p50 {lat.get('p50')} ms p99 "
-                  f"{lat.get('p99')} ms ({e2e['latency']['findings_seen']}/"
-                  f"{e2e['latency']['injected']} findings)"]
+                  f"worker in batches of {e2e.get('batch_records', 1)} (min {rates['min']}, max "
+                  f"{rates['max']}; {e2e.get('one_per_message_events_per_s') or 0:,}/s one per "
+                  "message); with the producer running "
+                  f"{e2e['capacity_with_producer_events_per_s']}/s; at half of that p50 "
+                  f"{lat.get('p50')} ms p99 {lat.get('p99')} ms",
+                  "         latency curve: " + "; ".join(
+                      f"{c['fraction']:.0%} {c['offered_per_s']:,}/s p99 {c['p99_ms']} ms "
+                      f"({c['findings_seen']}/{c['injected']})" for c in e2e["latency_curve"])]
+    cost_ = results.get("cost")
+    if cost_:
+        cpu = cost_["cpu_s_per_million"]
+        lines += [f"cost     {cpu['total']} CPU-s per million records (forwarder "
+                  f"{cpu['forwarder']}, worker {cpu['worker']}): ${cost_['usd_per_million']} "
+                  f"at ${cost_['vcpu_hour_usd']}/vCPU-hour; GuardDuty "
+                  f"${cost_['guardduty_usd_per_million']:.2f}"]
     state = results.get("state")
     if state:
         fed = state["fed"]
@@ -629,16 +911,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=os.environ.get("BENCH_EVENTS"),
                         help="core records (default 1,000,000; quick 100,000; $BENCH_EVENTS)")
     parser.add_argument("--e2e-events", type=int, help="records the worker drains")
-    parser.add_argument("--latency-seconds", type=float, help="length of the latency run")
+    parser.add_argument("--latency-seconds", type=float,
+                        help="length of each step of the latency curve (20 s, quick 5 s)")
     parser.add_argument("--credentials", type=int, default=os.environ.get("BENCH_CREDENTIALS"),
                         help="live credentials in the state run ($BENCH_CREDENTIALS)")
     parser.add_argument("--fed-credentials", type=int,
                         help="credentials fed through a worker's agents in the state run")
     parser.add_argument("--scaling-events", type=int, help="records per scaling run")
-    parser.add_argument("--repeats", type=int, help="core repeats (best taken)")
+    parser.add_argument("--repeats", type=int, help="core repeats (the median taken)")
+    parser.add_argument("--repeat", type=int, help="runs of the forwarder and e2e figures "
+                                                   "(medians, min and max; 3, quick 1)")
+    parser.add_argument("--forwarder-events", type=int, help="records the forwarder sends")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", default="core,e2e,state,scaling,offline",
-                        help="comma-separated phases (core, e2e, state, scaling, offline)")
+    parser.add_argument("--only", default="core,forwarder,e2e,state,scaling,offline",
+                        help="comma-separated phases (core, forwarder, e2e, state, scaling, "
+                             "offline)")
     parser.add_argument("--profile", action="store_true",
                         help="pyinstrument the core, py-spy the worker (bench/out/profile-*)")
     parser.add_argument("--output", help="results file (default bench/results.json, quick: "
@@ -646,7 +933,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     for name in ("events", "e2e_events", "latency_seconds", "credentials", "fed_credentials",
-                 "scaling_events", "repeats"):
+                 "scaling_events", "repeats", "repeat", "forwarder_events"):
         key = "latency_s" if name == "latency_seconds" else name
         if getattr(args, name) is None:
             setattr(args, name, sizes[key])
@@ -666,10 +953,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": summary}
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    files_needed = max(args.events, args.e2e_events * 2, args.scaling_events)
+    files_needed = max(args.events, args.e2e_events * 2, args.scaling_events,
+                       args.forwarder_events)
     # The offline phase writes its own records (to a temporary directory).
     files = (dataset(args.seed, files_needed)
-             if {"core", "e2e", "scaling"} & set(args.phases) else [])
+             if {"core", "forwarder", "e2e", "scaling"} & set(args.phases) else [])
     core_files = files[: -(-args.events // FILE_RECORDS)]
     if "core" in args.phases:
         log(f"core: {args.events:,} records")
@@ -684,10 +972,14 @@ def main(argv: list[str] | None = None) -> int:
         with harness.Broker(RUN / "kafka") as broker:
             log(f"broker on {broker.bootstrap}")
             e2e_count = -(-args.e2e_events // FILE_RECORDS)
+            if "forwarder" in args.phases:
+                results["forwarder"] = forwarder_phase(
+                    broker, files[: -(-args.forwarder_events // FILE_RECORDS)], args.repeat,
+                    args.profile)
             if "e2e" in args.phases:
                 results["e2e"] = e2e_phase(broker, files[:e2e_count],
                                            files[e2e_count:2 * e2e_count],
-                                           args.latency_seconds, args.profile)
+                                           args.latency_seconds, args.profile, args.repeat)
             if "state" in args.phases:
                 results["state"] = state_phase(broker, args.credentials, args.fed_credentials,
                                                args.quick)
@@ -695,7 +987,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["scaling"] = scaling_phase(
                     broker, files[: -(-args.scaling_events // FILE_RECORDS)])
         shutil.rmtree(RUN, ignore_errors=True)
+    if cost(results):
+        results["cost"] = cost(results)
     results["mode"] = "quick" if args.quick else "full"
+    results["repeat"] = args.repeat
     results["machine_details"] = details
     results["seed"] = args.seed
     results["generator_version"] = GENERATOR_VERSION
@@ -706,6 +1001,12 @@ def main(argv: list[str] | None = None) -> int:
         OUT / "results-quick.json" if args.quick else ROOT / "bench" / "results.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
+    if "e2e" in results:
+        # README shows the full run's; a quick run's or another output's sits beside its file.
+        plot = (OUT / "latency.svg" if output == ROOT / "bench" / "results.json"
+                else output.with_suffix(".svg"))
+        draw_latency(results["e2e"]["latency_curve"], plot)
+        print(f"latency curve: {plot}")
     print(table(results))
     print(f"\nresults: {output}  ({results['elapsed_s']} s)")
     return 0

@@ -73,7 +73,8 @@ class _Open:
 
 
 class Batcher:
-    """One open batch per partition, closed by count, bytes or event-time span."""
+    """One open batch per partition, closed by count, bytes or event-time span; ``closed``
+    hands out the batches closed so far, ``flush`` closes the rest."""
 
     def __init__(self, max_records: int, max_bytes: int = BATCH_BYTES,
                  max_span_ms: int = BATCH_SPAN_MS) -> None:
@@ -81,39 +82,51 @@ class Batcher:
         self.max_bytes = max_bytes
         self.max_span_ms = max_span_ms
         self.open: dict[int, _Open] = {}
+        self._closed: list[Message] = []
 
-    def add(self, partition: int, payload: bytes, time_ms: int | None) -> Message | None:
-        """Add a record; the batch it closed to make room, if any."""
-        closed = None
+    def add(self, partition: int, payload: bytes, time_ms: int | None) -> None:
+        self.extend(partition, [payload], [time_ms])
+
+    def extend(self, partition: int, payloads: list[bytes], times: list[int | None]) -> None:
+        """Add records bound for one partition, in order (a loop over locals: the forwarder
+        runs it for every record)."""
         batch = self.open.get(partition)
-        if batch is not None and (len(batch.lines) >= self.max_records
-                                  or batch.size + len(payload) > self.max_bytes
-                                  or not self._spans(batch, time_ms)):
-            closed = self._close(partition)
-            batch = None
         if batch is None:
             batch = self.open[partition] = _Open()
-        batch.lines.append(payload)
-        batch.size += len(payload) + 1
-        if time_ms is not None:  # a record with no valid time fits anywhere: it is rejected
-            if batch.low is None:
-                batch.low = batch.high = time_ms
-            elif time_ms < batch.low:
-                batch.low = time_ms
-            elif time_ms > batch.high:
-                batch.high = time_ms
+        lines, size, low, high = batch.lines, batch.size, batch.low, batch.high
+        max_records, max_bytes, span = self.max_records, self.max_bytes, self.max_span_ms
+        for payload, time_ms in zip(payloads, times, strict=True):
+            if b"\n" in payload:  # a record written over several lines
+                payload = as_line(payload)
+            length = len(payload)
+            # A record with no valid time fits anywhere: the worker rejects it.
+            if lines and (len(lines) >= max_records or size + length > max_bytes or (
+                    time_ms is not None and low is not None
+                    and (time_ms - low > span or high - time_ms > span))):  # type: ignore[operator]
+                self._closed.append(_message(partition, lines, low))
+                lines, size, low, high = [], 0, None, None
+            lines.append(payload)
+            size += length + 1
+            if time_ms is not None:
+                if low is None:
+                    low = high = time_ms
+                elif time_ms < low:
+                    low = time_ms
+                elif time_ms > high:  # type: ignore[operator]
+                    high = time_ms
+        batch.lines, batch.size, batch.low, batch.high = lines, size, low, high
+
+    def closed(self) -> list[Message]:
+        closed, self._closed = self._closed, []
         return closed
 
-    def _spans(self, batch: _Open, time_ms: int | None) -> bool:
-        """The batch, with a record of this time, still spans at most max_span_ms."""
-        if time_ms is None or batch.low is None:
-            return True
-        return max(batch.high, time_ms) - min(batch.low, time_ms) <= self.max_span_ms
-
-    def _close(self, partition: int) -> Message:
-        batch = self.open.pop(partition)
-        return Message(None, b"\n".join(batch.lines), partition, batch.low or 0, BATCHED)
-
     def flush(self) -> Iterator[Message]:
+        yield from self.closed()
         for partition in sorted(self.open):
-            yield self._close(partition)
+            batch = self.open.pop(partition)
+            if batch.lines:
+                yield _message(partition, batch.lines, batch.low)
+
+
+def _message(partition: int, lines: list[bytes], low: int | None) -> Message:
+    return Message(None, b"\n".join(lines), partition, low or 0, BATCHED)

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 from confluent_kafka import KafkaException, Producer
 
-from streams.core.order import IRRELEVANT_RANK, OrderKey, irrelevant_order_key, order_key
+from streams.core.order import OrderKey, irrelevant_order_key, order_key
 from streams.core.records import (
     MAX_RECORD_BYTES,
     NETWORK_EVENTS,
@@ -23,7 +23,7 @@ from streams.core.records import (
     unwrap,
 )
 from streams.core.times import BadTime, parse_time
-from streams.kafka.batches import BATCH_RECORDS, NETWORK_ONLY, Batcher, Message, as_line
+from streams.kafka.batches import BATCH_RECORDS, NETWORK_ONLY, Batcher, Message
 from streams.kafka.routing import Route, partition_for, partitions_of, route_of_event
 from streams.kafka.settings import KafkaSettings
 from streams.sources.files import BadLine, Item, Lines, Record
@@ -48,6 +48,8 @@ def producer_config(settings: KafkaSettings) -> dict:
         "acks": "all",
         "enable.idempotence": True,
         "compression.type": "zstd",
+        # Level 1: the same ratio on CloudTrail batches as the default 3, at half the CPU.
+        "compression.level": 1,
         "linger.ms": 20,
         "batch.size": 1_000_000,
         # The Java client's partitioner, which aiokafka (the worker) shares: keys land alike.
@@ -56,7 +58,11 @@ def producer_config(settings: KafkaSettings) -> dict:
     }
 
 
-class Outgoing(NamedTuple):
+class Outgoing(msgspec.Struct, gc=False):
+    """One record ready to sort and route. One is made for every record the forwarder sends:
+    untracked by the garbage collector (it holds no cycle), so a file's worth of them is never
+    walked."""
+
     time_ms: int | None
     order: OrderKey  # the core's order: the stream judges records as ``detect`` does
     payload: bytes
@@ -65,89 +71,142 @@ class Outgoing(NamedTuple):
 
 
 class _Identity(msgspec.Struct, gc=False):
-    arn: Any = None
-    accessKeyId: Any = None
-    invokedBy: Any = None
+    arn: str | None = None
+    accessKeyId: str | None = None
+    invokedBy: str | None = None
+
+
+class _Response(msgspec.Struct, gc=False):
+    credentials: Any = None  # what an AssumeRole minted; built only where there is one
 
 
 class _Envelope(msgspec.Struct, gc=False):
     """The top-level fields that tell a record about no instance, and time and route it; the
-    rest of the record is parsed but not built, which is what keeps the forwarder fast."""
+    rest of the record is parsed but not built, which is what keeps the forwarder fast. A field
+    of another type fails the decode: such a record takes the full one."""
 
-    eventName: Any = msgspec.UNSET
-    eventTime: Any = None
-    timestamp: Any = msgspec.field(default=None, name="@timestamp")
+    eventName: str | msgspec.UnsetType = msgspec.UNSET
+    eventTime: str | None = None
+    timestamp: str | None = msgspec.field(default=None, name="@timestamp")
     userIdentity: _Identity | None = None
+    errorCode: str | None = None
+    responseElements: _Response | None = None
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
-_new = tuple.__new__  # an Outgoing without the Python frame of its __new__: once per record
-_times: dict[str, int | None] = {}  # eventTime → ms: one CloudTrail second holds many records
+# Names only the full decode may judge (an address change), and a missing one (an EventBridge
+# event: its record is in ``detail``). An AssumeRole is decoded when EC2 invoked it (an
+# issuance) or an instance signed it; any other is routed here, with its minted key's copy.
+_DECODED_NAMES = frozenset({*NETWORK_EVENTS, msgspec.UNSET})
+_EC2 = "ec2.amazonaws.com"
 _SESSION_MARK = ":assumed-role/"
+_INSTANCE_SESSION = ("i-", "I-")
+# eventTime → (ms, order key): one CloudTrail second holds many records. Cleared when large,
+# so hostile input cannot grow it.
+_timed: dict[str | None, tuple[int | None, OrderKey]] = {}
+_CACHED = 100_000
 
 
-def _time_of(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None  # what event_time_of rejects
-    cached = _times.get(value, _times)
-    if cached is not _times:
-        return cached
+def _timed_of(value: str | None) -> tuple[int | None, OrderKey]:
     try:
-        cached = parse_time(value)
+        time_ms = parse_time(value) if value is not None else None
     except BadTime:
-        cached = None
-    if len(_times) > 100_000:
-        _times.clear()
-    _times[value] = cached
-    return cached
+        time_ms = None  # what event_time_of rejects: the worker dead-letters it
+    if len(_timed) > _CACHED:
+        _timed.clear()
+    timed = _timed[value] = (time_ms, irrelevant_order_key(time_ms))
+    return timed
+
+
+def envelope_outgoing(lines: list[bytes]) -> list[Outgoing | None]:
+    """For each record, the record about no instance timed and routed
+    from its envelope as the full decode would (same time, same key), or None: it may concern
+    an instance, or only the full decode can say (an EventBridge event, an odd shape, non-ASCII
+    bytes: skipped strings are not checked for UTF-8, which the full decode reports).
+
+    The test is ``normalise``'s own, from the outside in: only an ``AssumeRole`` EC2 invoked,
+    an address change or a session named like an instance (``assumed-role/ROLE/i-…``) can
+    become an event; the route is ``route_of_event``'s (an AssumeRole signed with a key has a
+    copy under the key it minted). Escapes are decoded, so no spelling of a name slips past
+    it. One loop over a file's lines, no call per record but the decode: this is the
+    forwarder's hot path.
+    """
+    out: list[Outgoing | None] = []
+    append = out.append
+    decode = _envelope.decode
+    timed_cache = _timed
+    for raw in lines:
+        if not raw.isascii() or len(raw) > MAX_RECORD_BYTES:
+            append(None)
+            continue
+        try:
+            envelope = decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            append(None)
+            continue
+        name = envelope.eventName
+        if name in _DECODED_NAMES:
+            append(None)
+            continue
+        identity = envelope.userIdentity
+        key = None
+        if identity is not None:
+            arn = identity.arn
+            if (arn is not None and _SESSION_MARK in arn
+                    and arn.rpartition("/")[2][:2] in _INSTANCE_SESSION):
+                append(None)
+                continue
+            key = identity.accessKeyId
+        if name == "AssumeRole":
+            if identity is not None and identity.invokedBy == _EC2:
+                append(None)
+                continue
+            route = _assume_role_route(envelope, key)
+        else:
+            route = Route((key.encode() if key else None,))
+        value = envelope.eventTime
+        if value is None:
+            value = envelope.timestamp
+        timed = timed_cache.get(value)
+        if timed is None:
+            timed = _timed_of(value)
+        append(Outgoing(timed[0], timed[1], raw, route, None))
+    return out
+
+
+def _assume_role_route(envelope: _Envelope, key: str | None) -> Route:
+    """``route_of_event`` of an AssumeRole about no instance: under its signer's key, and a copy
+    under the key it minted (``minted_key``), so that key's calls find their lineage."""
+    if not key:
+        return Route((None,))
+    response = envelope.responseElements
+    credentials = response.credentials if response is not None else None
+    child = credentials.get("accessKeyId") if isinstance(credentials, dict) else None
+    if envelope.errorCode or not isinstance(child, str) or not child or child == key:
+        return Route((key.encode(),))
+    return Route((key.encode(), child.encode()))
 
 
 def undecoded_outgoing(raw: bytes) -> Outgoing | None:
-    """A record about no instance, timed and routed from its envelope as the full decode would
-    (same time, same key), or None: it may concern an instance, or only the full decode can
-    say (an EventBridge event, an odd shape, non-ASCII bytes: skipped strings are not checked
-    for UTF-8, which the full decode reports).
-
-    The test is ``normalise``'s own, from the outside in: only an ``AssumeRole``, an address
-    change or a session named like an instance (``assumed-role/ROLE/i-…``) can become an event.
-    Escapes are decoded, so no spelling of a name slips past it.
-    """
-    if not raw.isascii():
-        return None
-    try:
-        envelope = _envelope.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return None
-    name = envelope.eventName
-    if name is msgspec.UNSET or name == "AssumeRole" or name in NETWORK_EVENTS:
-        return None
-    identity = envelope.userIdentity
-    key = None
-    if identity is not None:
-        arn = identity.arn
-        if (isinstance(arn, str) and ("/i-" in arn or "/I-" in arn) and _SESSION_MARK in arn
-                and arn.rpartition("/")[2][:2] in ("i-", "I-")):
-            return None
-        key = identity.accessKeyId
-    value = envelope.eventTime if envelope.eventTime is not None else envelope.timestamp
-    time_ms = _times.get(value, _times) if type(value) is str else None
-    if time_ms is _times:
-        time_ms = _time_of(value)
-    route = _new(Route, ((key.encode() if type(key) is str and key else None,), False, False))
-    return _new(Outgoing, (time_ms, (time_ms or 0, IRRELEVANT_RANK, ""), raw, route, None))
+    """``envelope_outgoing`` of one record."""
+    return envelope_outgoing([raw])[0]
 
 
 def outgoing_of(item: Record, stats: ForwardStats) -> Outgoing | None:
     """The record ready to sort and route, or None (skipped, with the reason in ``stats``)."""
-    if item.raw is not None and len(item.raw) > MAX_RECORD_BYTES:
-        # Past what any CloudTrail record is, and past what a broker takes by default.
-        _skip(stats, item.origin, f"record of {len(item.raw)} bytes exceeds {MAX_RECORD_BYTES}")
-        return None
     # ~95% of records concern no instance: their envelope is enough to time and route them.
     if item.raw is not None:
         outgoing = undecoded_outgoing(item.raw)
         if outgoing is not None:
             return outgoing
+    return _decoded_if_sized(item, stats)
+
+
+def _decoded_if_sized(item: Record, stats: ForwardStats) -> Outgoing | None:
+    if item.raw is not None and len(item.raw) > MAX_RECORD_BYTES:
+        # Past what any CloudTrail record is, and past what a broker takes by default.
+        _skip(stats, item.origin, f"record of {len(item.raw)} bytes exceeds {MAX_RECORD_BYTES}")
+        return None
     return decoded_outgoing(item, stats)
 
 
@@ -217,21 +276,34 @@ def sorted_batches(items: Iterable[Item | Lines],
             if outgoing is not None:
                 batch.append(outgoing)
             continue
-        # The lines of a file: most need nothing but their envelope (undecoded_outgoing).
-        for number, raw in zip(item.numbers, item.lines, strict=True):
-            stats.records += 1
+        # The lines of a file: most need nothing but their envelope.
+        stats.records += len(item.lines)
+        outgoing = _lines_outgoing(item, stats)
+        while outgoing:
             if len(batch) >= SORT_CHUNK:
                 yield sorted(batch, key=_order)
                 batch = []
-            outgoing = undecoded_outgoing(raw) if len(raw) <= MAX_RECORD_BYTES else None
-            if outgoing is None:
-                record = Record(f"{item.origin}:{number}", raw=raw)
-                outgoing = (decoded_outgoing(record, stats) if len(raw) <= MAX_RECORD_BYTES
-                            else outgoing_of(record, stats))
-            if outgoing is not None:
-                batch.append(outgoing)
+            room = SORT_CHUNK - len(batch)
+            batch += outgoing[:room]
+            outgoing = outgoing[room:]
     if batch:
         yield sorted(batch, key=_order)
+
+
+def _lines_outgoing(item: Lines, stats: ForwardStats) -> list[Outgoing]:
+    """The run's records ready to sort, in file order; the few the envelope cannot settle (and
+    the skipped, with their reasons in ``stats``, in order) by the full decode."""
+    outgoing = envelope_outgoing(item.lines)
+    if None not in outgoing:
+        return outgoing  # type: ignore[return-value]
+    settled = []
+    for number, raw, fast in zip(item.numbers, item.lines, outgoing, strict=True):
+        if fast is None:
+            fast = _decoded_if_sized(Record(f"{item.origin}:{number}", raw=raw), stats)
+            if fast is None:
+                continue
+        settled.append(fast)
+    return settled
 
 
 def messages(batches: Iterable[list[Outgoing]], partitions: int,
@@ -244,26 +316,34 @@ def messages(batches: Iterable[list[Outgoing]], partitions: int,
         return
     batcher = Batcher(batch_records)
     spread = 0  # records that belong to no instance: any partition, in turn
-    single_partition = partitions == 1
     for batch in batches:
-        for time_ms, _, payload, route, _ in batch:
+        if partitions == 1:  # every record once, in order
+            batcher.extend(0, [o.payload for o in batch], [o.time_ms for o in batch])
+            yield from batcher.closed()
+            continue
+        # Each partition's records in the batch's order (the order across partitions is no
+        # one's: the worker reads each partition alone).
+        placed: dict[int, tuple[list[bytes], list[int | None]]] = {}
+        for outgoing in batch:
+            route = outgoing.route
             keys = route.keys
-            if single_partition:
-                targets: Iterable[int] = (0,)
-            elif len(keys) == 1 and keys[0] is not None and not (
+            if len(keys) == 1 and keys[0] is not None and not (
                     route.broadcast or route.network_broadcast):
-                targets = (partition_for(keys[0], partitions),)  # most records: one key
+                targets: Iterable[int] = (partition_for(keys[0], partitions),)  # most records
             else:
                 targets = sorted(partitions_of(route, partitions))
                 if not targets:
                     targets = (spread % partitions,)
                     spread += 1
-            if b"\n" in payload:
-                payload = as_line(payload)
             for partition in targets:
-                closed = batcher.add(partition, payload, time_ms)
-                if closed is not None:
-                    yield closed
+                here = placed.get(partition)
+                if here is None:
+                    here = placed[partition] = ([], [])
+                here[0].append(outgoing.payload)
+                here[1].append(outgoing.time_ms)
+        for partition, (payloads, times) in placed.items():
+            batcher.extend(partition, payloads, times)
+        yield from batcher.closed()
     yield from batcher.flush()
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The smallest sizes at which every phase still measures something.
 SMOKE = ["--quick", "--events", "20000", "--e2e-events", "10000", "--latency-seconds", "3",
          "--credentials", "3000", "--fed-credentials", "2000", "--scaling-events", "10000",
-         "--repeats", "1"]
+         "--repeats", "1", "--repeat", "2", "--forwarder-events", "20000"]
 
 
 def number(value) -> bool:
@@ -27,11 +27,31 @@ def test_a_quick_bench_run_writes_every_figure(tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     results = json.loads(output.read_text())
     assert results["mode"] == "quick"
-    core, e2e, state, scaling = (results[k] for k in ("core", "e2e", "state", "scaling"))
+    core, forwarder, e2e, state, scaling, cost = (
+        results[k] for k in ("core", "forwarder", "e2e", "state", "scaling", "cost"))
     assert core["events"] == 20000 and 0 < core["ratio"]
     assert number(core["decode_ceiling_events_per_s"]) and core["findings"] > 0
+    assert forwarder["events"] == 20000 and number(forwarder["events_per_s"])
+    assert 0 < forwarder["ratio"] and number(forwarder["decode_ceiling_events_per_s"])
+    for figure in (forwarder["events_per_s_spread"], e2e["events_per_s_spread"]):
+        assert figure["runs"] == 2 and figure["min"] <= figure["median"] <= figure["max"]
     assert number(e2e["events_per_s"]) and number(e2e["one_per_message_events_per_s"])
-    assert number(e2e["latency_ms"]["p99"])
+    curve = e2e["latency_curve"]
+    assert [step["fraction"] for step in curve] == [0.10, 0.25, 0.50, 0.65, 0.80, 0.95]
+    offered = [step["offered_per_s"] for step in curve]
+    assert offered == sorted(offered) and offered[0] > 0
+    for step in curve:
+        assert step["findings_seen"] > 0, step  # every step measured a finding's latency
+        assert number(step["p50_ms"]) and step["p50_ms"] <= step["p99_ms"] <= step["max_ms"]
+    half = curve[2]
+    assert e2e["latency_ms"] == {"p50": half["p50_ms"], "p99": half["p99_ms"],
+                                 "max": half["max_ms"]}
+    svg = output.with_suffix(".svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<circle") == 2 * len(curve)
+    spent = cost["cpu_s_per_million"]
+    assert number(spent["forwarder"]) and number(spent["worker"])
+    assert spent["total"] == round(spent["forwarder"] + spent["worker"], 2)
+    assert number(cost["usd_per_million"]) and cost["guardduty_usd_per_million"] == 4.0
     assert number(state["recovery_s"]) and state["recovered_credential_detected"] is True
     assert number(scaling["workers_1_events_per_s"])
     assert "every target met" in run.stdout or "MISSED" in run.stdout  # the table's verdict
