@@ -99,6 +99,14 @@ class FindingsTopic:
         await self.topic.send(key=finding_id.encode(), value=payload)
 
 
+def rocksdb_options(kafka: KafkaSettings) -> dict[str, int]:
+    """Each table partition's RocksDB memory, bounded (``kafka.rocksdb_*_mb``)."""
+    mib = 1024 * 1024
+    return {"write_buffer_size": kafka.rocksdb_write_buffer_mb * mib,
+            "max_write_buffer_number": 2,
+            "block_cache_size": kafka.rocksdb_block_cache_mb * mib}
+
+
 def message_ms(event: EventT) -> int:
     """A message's timestamp in ms: Faust gives seconds (aiokafka's ms / 1000)."""
     return int(round((event.message.timestamp or 0) * 1000))
@@ -186,9 +194,11 @@ def create_app(loaded: Config) -> faust.App:
     stalls = ConsumerProgress(app, progress,
                               lambda: {kafka.topic_input, instance_events.get_topic_name()})
 
+    rocksdb = rocksdb_options(kafka)
+
     def table(name: str, help_text: str) -> faust.Table:
         return app.Table(name, partitions=partitions, key_type=str, value_type=None,
-                         help=help_text)
+                         help=help_text, options=rocksdb)
 
     # One Faust table per DetectorState field, under the field's own name.
     state = DetectorState(**{name: table(name, help_text) for name, help_text in TABLES.items()})

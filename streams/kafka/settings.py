@@ -47,6 +47,12 @@ class KafkaSettings:
     # a few µs a message, against ~100 µs through Faust's recovery, and ~0.1 s for a small
     # backlog (see streams/app/restore.py). 0 leaves every recovery to Faust.
     bulk_restore_min_messages: int = 1
+    # RocksDB memory of each table partition a worker holds (about ten tables times its
+    # partitions): two write buffers of this many MiB and a block cache of that many. Faust's
+    # defaults (3 x 64 MiB and 2 GiB, each) let a worker's memory grow with its writes until
+    # the pod's limit kills it.
+    rocksdb_write_buffer_mb: int = 2
+    rocksdb_block_cache_mb: int = 4
     # /readyz turns false when an assigned partition has records waiting and the worker reads
     # none of them for this long (streams/app/readiness.py).
     stall_seconds: int = 120
@@ -101,7 +107,8 @@ class KafkaSettings:
 ENV_PREFIX = "EXFILGUARD_"
 _INT_FIELDS = {"partitions", "replication_factor", "web_port", "input_retention_ms",
                "bulk_restore_min_messages", "stall_seconds", "broker_unready_seconds",
-               "broker_probe_seconds", "log_repeat_seconds", "ip_ranges_warn_days"}
+               "broker_probe_seconds", "log_repeat_seconds", "ip_ranges_warn_days",
+               "rocksdb_write_buffer_mb", "rocksdb_block_cache_mb"}
 
 
 _BOOL_FIELDS = {"web_live_view"}

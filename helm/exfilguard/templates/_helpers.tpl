@@ -235,6 +235,10 @@ app.kubernetes.io/part-of: exfilguard
   value: {{ $ctx.Values.worker.webPort | int | quote }}
 - name: EXFILGUARD_STALL_SECONDS
   value: {{ $k.stallSeconds | int | quote }}
+- name: EXFILGUARD_ROCKSDB_WRITE_BUFFER_MB
+  value: {{ $k.rocksdbWriteBufferMb | default 2 | int | quote }}
+- name: EXFILGUARD_ROCKSDB_BLOCK_CACHE_MB
+  value: {{ $k.rocksdbBlockCacheMb | default 4 | int | quote }}
 - name: EXFILGUARD_WEB_LIVE_VIEW
   value: {{ $ctx.Values.worker.liveView | default false | toString | quote }}
 - name: TMPDIR
