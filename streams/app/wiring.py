@@ -642,7 +642,11 @@ def create_app(loaded: Config) -> faust.App:
         be dead-lettered), and a topic missing there gets no partitions assigned."""
         names = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
         try:
-            return all((app.consumer.topic_partitions(name) or 0) > 0
+            # The client's cluster metadata, not Faust's topic_partitions: that reads aiokafka's
+            # group metadata snapshot, which only the group's leader keeps (a second worker
+            # would never turn ready).
+            cluster = app.consumer._thread._consumer._client.cluster
+            return all(cluster.partitions_for_topic(name)
                        for name in [*names, instance_events.get_topic_name()])
         except Exception:  # no consumer yet (starting): not ready
             return False

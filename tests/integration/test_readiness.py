@@ -64,3 +64,13 @@ def test_a_worker_that_reads_nothing_while_records_wait_is_not_ready(deployment,
         counts = [f["service"]["count"] for f in read_findings(d, 1)]
     assert counts == [301]  # nothing lost while it stalled
     assert worker.poll() is None
+
+
+def test_a_second_worker_of_the_group_turns_ready(deployment):
+    # Readiness waits for the tables' changelogs to be in the consumer's metadata; read from
+    # aiokafka's group snapshot, only the group's leader would ever pass (the chaos trials'
+    # second worker stayed unready for 120 s). start_worker waits for /readyz 200.
+    d = deployment(partitions=2)
+    first = d.start_worker("w0")
+    second = d.start_worker("w1")
+    assert readyz(first)[0] == 200 and readyz(second)[0] == 200
