@@ -18,7 +18,9 @@ from streams.core.records import (
     unwrap,
 )
 
-BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway"})
+# Who holds an address is an account's, read on every partition: each keeps its own copy.
+BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway",
+                              "ReleaseAddress", "DeleteNatGateway"})
 
 
 class Route(NamedTuple):  # a tuple: one is made for every record the forwarder sends
