@@ -799,16 +799,17 @@ class Detector:
             if instance is None or instance.get("idle_at") != at:
                 continue  # forgotten already, or looked at later: this entry is stale
             del instance["idle_at"]
-            if "retire_at" not in instance and not instance.get("stopped"):
+            if "retire_at" not in instance:
+                if instance.get("stopped"):
+                    self._purge_expired_keys(instance, watermark)
                 until = self._active_until(instance) + self._keep_ms
-                if until < watermark:
+                if until >= watermark:
+                    self._look_again(instance_key, instance, until)
+                elif not instance.get("stopped"):
                     for key in list(instance["keys"]):
                         self._forget_key(key, instance)
                     del self.state.instance_to_addresses[instance_key]
                     continue
-                self._look_again(instance_key, instance, until)
-            elif instance.get("stopped"):
-                self._purge_expired_keys(instance, watermark)
             self.state.instance_to_addresses[instance_key] = instance
 
 
