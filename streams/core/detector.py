@@ -74,7 +74,8 @@ class DetectorState:
     # Named as the Faust tables that hold them in the stream (streams.app.wiring).
     instance_credentials: MutableMapping[str, Any] = field(default_factory=dict)  # access key →
     instance_to_addresses: MutableMapping[str, Any] = field(default_factory=dict)  # acct/instance →
-    address_to_account: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc: → owner
+    # ip: → account, alloc: → ip, nat: → its own allocations, released: → [account, when]
+    address_to_account: MutableMapping[str, Any] = field(default_factory=dict)
     finding_aggregates: MutableMapping[str, Any] = field(default_factory=dict)  # id → aggregate
     pending_calls: MutableMapping[str, Any] = field(default_factory=dict)  # instance → calls
     partition_clock: MutableMapping[str, Any] = field(default_factory=dict)  # watermark, indexes
