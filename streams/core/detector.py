@@ -59,6 +59,9 @@ SEEN_CHUNK = 64
 IDLE_LOG = "idle_log/"
 IDLE_SPAN = "idle_span"
 IDLE_CHUNK_MS = 3600 * MS_PER_S  # a chunk holds due times within an hour of its first
+# Entries per chunk: every new instance writes its chunk whole (a worker's first hour writes one
+# for each instance it meets), so chunks stay small: ~250 bytes a write.
+IDLE_CHUNK = 8
 # A released address is remembered as its account's until its release, as long as offending
 # ids are (a redelivered call from before the release is judged as it was): address_to_account
 # keys "released:" + address → [account, release time], forgotten through RELEASED_LOG + n.
@@ -764,7 +767,8 @@ class Detector:
 
     def _look_again(self, instance_key: str, instance: dict, at: int) -> None:
         """Schedule a look at the instance from ``at`` on (the caller writes the instance)."""
-        _DueLog(self.state.partition_clock, IDLE_LOG, IDLE_SPAN).append(instance_key, at)
+        _DueLog(self.state.partition_clock, IDLE_LOG, IDLE_SPAN, IDLE_CHUNK).append(
+            instance_key, at)
         instance["idle_at"] = at
 
     def _note_running(self, instance_key: str, instance: dict, now: int) -> None:
@@ -794,7 +798,7 @@ class Detector:
         """Forget the instances idle past the grace: their keys expired past it, nothing
         happened to them since. A terminated one is the retiring index's; a stopped one is
         kept until it starts, its expired keys forgotten."""
-        log = _DueLog(self.state.partition_clock, IDLE_LOG, IDLE_SPAN)
+        log = _DueLog(self.state.partition_clock, IDLE_LOG, IDLE_SPAN, IDLE_CHUNK)
         for instance_key, at in log.due(watermark):
             instance = self.state.instance_to_addresses.get(instance_key)
             if instance is None or instance.get("idle_at") != at:
