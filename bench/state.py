@@ -249,7 +249,10 @@ def million(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dic
 @dataclass(frozen=True)
 class YearShape:
     """An organisation's instance traffic: every live instance gets a new key each hour and
-    calls from its own address; instances end and are replaced; now and then a key is stolen."""
+    calls from its own address; instances end and are replaced (some with no TerminateInstances
+    in the trail); now and then a key is stolen. Each account allocates elastic IPs (some
+    associated with an instance, which then calls from it) and releases its oldest unused one,
+    and replaces its NAT gateway now and then on a new elastic IP, releasing the old one."""
 
     days: int = 365
     instances: int = 25
@@ -259,6 +262,10 @@ class YearShape:
     calls_per_theft: int = 120
     redelivered_per_theft: int = 10  # CloudTrail's duplicates, same event id
     warmup_days: int = 3
+    vanished_share: float = 0.2  # of ending instances, none of whose end the trail shows
+    eips_per_account: int = 3  # unused elastic IPs an account keeps before releasing the oldest
+    eips_allocated_per_day: float = 2.0  # per account
+    nat_replaced_every_days: float = 7.0  # per account: a new gateway on a new elastic IP
 
 
 QUICK_YEAR = YearShape(days=30, instances=10)
@@ -282,6 +289,8 @@ def year_records(shape: YearShape, seed: int = 7) -> Iterator[bytes]:
     ids = _Ids(rng)
     org = Organisation(random.Random(seed), instances=0)
     live: list[dict[str, Any]] = []
+    # The address churn draws from its own generator: the instances' traffic is as before.
+    churn = _AddressChurn(org, random.Random(seed + 1), shape)
 
     def launch() -> dict[str, Any]:
         account = rng.choice(org.accounts)
@@ -319,9 +328,12 @@ def year_records(shape: YearShape, seed: int = 7) -> Iterator[bytes]:
                                "ec2:TerminateInstances", "198.51.100.20", "terraform/1.7")
                 record["requestParameters"] = {
                     "instancesSet": {"items": [{"instanceId": instance["id"]}]}}
-                out.append((when, encode(record)))
+                if not churn.vanishes():  # else the trail misses its end
+                    out.append((when, encode(record)))
+                out += churn.instance_ended(instance, when)
                 live.remove(instance)
                 live.append(launch())
+        out += churn.hour(start, live)
         if rng.random() < theft_probability:
             victim = rng.choice(live)
             attacker = rng.choice(ATTACKER_IPS)
@@ -337,6 +349,110 @@ def year_records(shape: YearShape, seed: int = 7) -> Iterator[bytes]:
         out.sort(key=lambda item: item[0])
         for _, raw in out:
             yield raw
+
+
+class _AddressChurn:
+    """Each account's elastic IPs and NAT gateways over the year, as Terraform writes them."""
+
+    def __init__(self, org: Any, rng: random.Random, shape: YearShape) -> None:
+        from bench.generator import _Ids
+
+        self.org, self.rng, self.shape = org, rng, shape
+        self.ids = _Ids(rng)
+        self.unused: dict[str, list[tuple[str, str]]] = {a: [] for a in org.accounts}
+        self.gateways: dict[str, tuple[str, str, str] | None] = {a: None for a in org.accounts}
+
+    def vanishes(self) -> bool:
+        return self.rng.random() < self.shape.vanished_share
+
+    def _record(self, when: float, account: str, name: str, request: Any,
+                response: Any) -> tuple[float, bytes]:
+        from bench.generator import _assumed_role, _base, encode
+
+        role = "terraform-deployer"
+        identity = _assumed_role(self.org, account, role, self.org.role_ids[(account, "web-role")],
+                                 "terraform-run", self.ids.key(), when - 600)
+        record = _base(self.ids, when, account, identity, f"ec2:{name}", "198.51.100.20",
+                       "terraform/1.7")
+        record.update(requestParameters=request, responseElements=response, readOnly=False)
+        return when, encode(record)
+
+    def _allocate(self, when: float, account: str, logged: bool = True
+                  ) -> tuple[tuple[str, str], list[tuple[float, bytes]]]:
+        from bench.generator import EC2_PREFIXES
+
+        eip = ("eipalloc-0" + self.ids.hex(16), self.ids.ip(self.rng.choice(EC2_PREFIXES)))
+        if not logged:  # allocated before the trail began
+            return eip, []
+        return eip, [self._record(when, account, "AllocateAddress", {"domain": "vpc"}, {
+            "requestId": self.ids.uuid(), "publicIp": eip[1], "domain": "vpc",
+            "allocationId": eip[0], "publicIpv4Pool": "amazon",
+            "networkBorderGroup": "us-east-1"})]
+
+    def _release(self, when: float, account: str, eip: tuple[str, str]) -> tuple[float, bytes]:
+        return self._record(when, account, "ReleaseAddress", {"allocationId": eip[0]},
+                            {"requestId": self.ids.uuid(), "_return": True})
+
+    def hour(self, start: float, live: list[dict[str, Any]]) -> list[tuple[float, bytes]]:
+        out: list[tuple[float, bytes]] = []
+        for account in self.org.accounts:
+            if self.rng.random() < self.shape.eips_allocated_per_day / 24:
+                when = start + self.rng.uniform(0, 3000)
+                eip, records = self._allocate(when, account)
+                out += records
+                free = [i for i in live if i["account"] == account and "eip" not in i]
+                if free and self.rng.random() < 0.5:  # associated: the instance calls from it
+                    instance = self.rng.choice(free)
+                    association = "eipassoc-0" + self.ids.hex(16)
+                    out.append(self._record(when + 5, account, "AssociateAddress", {
+                        "allocationId": eip[0], "instanceId": instance["id"],
+                        "allowReassociation": False}, {"requestId": self.ids.uuid(),
+                                                       "_return": True,
+                                                       "associationId": association}))
+                    instance["eip"], instance["ip"] = (*eip, association), eip[1]
+                else:
+                    self.unused[account].append(eip)
+                while len(self.unused[account]) > self.shape.eips_per_account:
+                    out.append(self._release(when + 10, account, self.unused[account].pop(0)))
+            if (self.gateways[account] is None
+                    or self.rng.random() < 1 / (self.shape.nat_replaced_every_days * 24)):
+                out += self._replace_gateway(start + self.rng.uniform(0, 3000), account)
+        return out
+
+    def _replace_gateway(self, when: float, account: str) -> list[tuple[float, bytes]]:
+        # Half the gateways' elastic IPs were allocated before the trail: only the gateway's
+        # response pairs the allocation with its address.
+        eip, out = self._allocate(when, account, logged=self.rng.random() < 0.5)
+        gateway = "nat-0" + self.ids.hex(16)
+        subnet = "subnet-0" + self.ids.hex(16)
+        out.append(self._record(when + 5, account, "CreateNatGateway", {
+            "CreateNatGatewayRequest": {"SubnetId": subnet, "AllocationId": eip[0],
+                                        "ConnectivityType": "public"}}, {
+            "CreateNatGatewayResponse": {"requestId": self.ids.uuid(), "natGateway": {
+                "natGatewayAddressSet": {"item": {"allocationId": eip[0], "publicIp": eip[1],
+                                                  "isPrimary": True, "status": "succeeded"}},
+                "natGatewayId": gateway, "state": "pending", "subnetId": subnet,
+                "connectivityType": "public"}}}))
+        old = self.gateways[account]
+        self.gateways[account] = (gateway, *eip)
+        if old is not None:
+            out.append(self._record(when + 600, account, "DeleteNatGateway", {
+                "DeleteNatGatewayRequest": {"NatGatewayId": old[0]}}, {
+                "DeleteNatGatewayResponse": {"requestId": self.ids.uuid(),
+                                             "natGatewayId": old[0]}}))
+            out.append(self._release(when + 900, account, old[1:]))
+        return out
+
+    def instance_ended(self, instance: dict[str, Any], when: float
+                       ) -> list[tuple[float, bytes]]:
+        """An ended instance's elastic IP is disassociated (still the account's): unused."""
+        if "eip" not in instance:
+            return []
+        allocation, ip, association = instance["eip"]
+        self.unused[instance["account"]].append((allocation, ip))
+        return [self._record(when + 5, instance["account"], "DisassociateAddress",
+                             {"associationId": association},
+                             {"requestId": self.ids.uuid(), "_return": True})]
 
 
 def year(shape: YearShape = YearShape(), seed: int = 7) -> dict[str, Any]:
@@ -396,6 +512,7 @@ def year(shape: YearShape = YearShape(), seed: int = 7) -> dict[str, Any]:
         "records": records, "findings_changed": findings,
         "offending_calls_counted": detector.counters.findings_new
         + detector.counters.findings_updated,
+        "network_changes": detector.counters.network_changes,
         "seconds": round(elapsed, 1), "warmup_days": shape.warmup_days,
         "shape": {k: v for k, v in vars(shape).items()},
         "tables": tables,

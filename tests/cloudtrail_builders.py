@@ -245,6 +245,38 @@ def associate_address(*, event_id: str, time: str, allocation_id: str, instance_
                        region)
 
 
+def disassociate_address(*, event_id: str, time: str, association_id: str,
+                         account: str = OWNER, region: str = REGION) -> dict[str, Any]:
+    """DisassociateAddress of a VPC elastic IP: by association id; the address stays allocated."""
+    return _ec2_record(event_id, time, account, "DisassociateAddress", None, "198.51.100.44",
+                       {"associationId": association_id},
+                       {"requestId": request_id(event_id), "_return": True}, region)
+
+
+def release_address(*, event_id: str, time: str, allocation_id: str | None = None,
+                    public_ip: str | None = None, account: str = OWNER,
+                    region: str = REGION) -> dict[str, Any]:
+    """ReleaseAddress: a VPC elastic IP by allocation id, an EC2-Classic one by address."""
+    request: dict[str, Any] = {}
+    if allocation_id is not None:
+        request["allocationId"] = allocation_id
+    if public_ip is not None:
+        request["publicIp"] = public_ip
+    return _ec2_record(event_id, time, account, "ReleaseAddress", None, "198.51.100.44",
+                       request, {"requestId": request_id(event_id), "_return": True}, region)
+
+
+def delete_nat_gateway(*, event_id: str, time: str, nat_gateway_id: str, account: str = OWNER,
+                       region: str = REGION) -> dict[str, Any]:
+    """DeleteNatGateway: CloudTrail names the gateway only (its elastic IPs stay allocated)."""
+    response = {"DeleteNatGatewayResponse": {
+        "xmlns": "http://ec2.amazonaws.com/doc/2016-11-15/", "requestId": request_id(event_id),
+        "natGatewayId": nat_gateway_id}}
+    return _ec2_record(event_id, time, account, "DeleteNatGateway", None, "198.51.100.44",
+                       {"DeleteNatGatewayRequest": {"NatGatewayId": nat_gateway_id}}, response,
+                       region)
+
+
 def nat_gateway(*, event_id: str, time: str, allocation_id: str, nat_gateway_id: str,
                 subnet_id: str, vpc_id: str, private_ip: str, public_ip: str | None = None,
                 account: str = OWNER, region: str = REGION) -> dict[str, Any]:

@@ -58,6 +58,23 @@ OFFENDING_ID_KEPT_MS = 24 * 3600 * MS_PER_S
 SEEN_LOG = "seen_log/"
 SEEN_SPAN = "seen_span"
 SEEN_CHUNK = 64
+# An instance whose end the trail does not show (no TerminateInstances: missed, or made where
+# the trail does not reach) is forgotten once every key it had has expired past the credential
+# grace and nothing happened to it for as long. Each instance is looked at again from a time
+# on, in a log of chunks as the offending ids are (every live instance has an entry, so one
+# value per due time would be written whole for each): clock keys IDLE_LOG + n, IDLE_SPAN.
+IDLE_LOG = "idle_log/"
+IDLE_SPAN = "idle_span"
+IDLE_CHUNK_MS = 3600 * MS_PER_S  # a chunk holds due times within an hour of its first
+# Entries per chunk: every new instance writes its chunk whole (a worker's first hour writes one
+# for each instance it meets), so chunks stay small: ~250 bytes a write.
+IDLE_CHUNK = 8
+# A released address is remembered as its account's until its release, as long as offending
+# ids are (a redelivered call from before the release is judged as it was): address_to_account
+# keys "released:" + address → [account, release time], forgotten through RELEASED_LOG + n.
+RELEASED_KEPT_MS = OFFENDING_ID_KEPT_MS
+RELEASED_LOG = "released_log/"
+RELEASED_SPAN = "released_span"
 
 
 @dataclass
@@ -67,7 +84,9 @@ class DetectorState:
     # Named as the Faust tables that hold them in the stream (streams.app.wiring).
     instance_credentials: MutableMapping[str, Any] = field(default_factory=dict)  # access key →
     instance_to_addresses: MutableMapping[str, Any] = field(default_factory=dict)  # acct/instance →
-    address_to_account: MutableMapping[str, Any] = field(default_factory=dict)  # ip:/alloc:/eni:
+    # ip: → account, alloc: → ip, eni: → instance, nat: → its own allocations,
+    # released: → [account, when]
+    address_to_account: MutableMapping[str, Any] = field(default_factory=dict)
     finding_aggregates: MutableMapping[str, Any] = field(default_factory=dict)  # id → aggregate
     pending_calls: MutableMapping[str, Any] = field(default_factory=dict)  # instance → calls
     partition_clock: MutableMapping[str, Any] = field(default_factory=dict)  # watermark, indexes
@@ -214,6 +233,8 @@ class Detector:
             self._release_due(watermark, changed)
             self._retire_due(watermark)
             self._expire_offending_ids(watermark)
+            self._expire_idle(watermark)
+            self._expire_releases(watermark)
         if isinstance(event, ApiCall):
             self._on_call(event, changed)
         elif isinstance(event, Issuance):
@@ -262,6 +283,7 @@ class Detector:
         instance = self._instance(instance_key)
         instance["keys"][issuance.access_key_id] = issuance.expiration
         self._purge_expired_keys(instance, issuance.event_time)
+        self._note_running(instance_key, instance, issuance.event_time)
         self.state.instance_to_addresses[instance_key] = instance
         if self.state.pending_calls.get(instance_key):
             self._drain(instance_key, self.state.partition_clock.get(WATERMARK, 0), changed)
@@ -377,10 +399,12 @@ class Detector:
         instance_key = f"{owner}/{credential['instance']}"
         instance = self._instance(instance_key)
         learned = self.state.address_to_account.get("ip:" + call.source_ip)
+        learned = self._holder_then(instance_key, instance, call, learned, owner)
         addresses = addresses_at(instance, call.event_time)
         known = Addresses(frozenset(addresses), learned,
                           frozenset(instance.get("proven") or ()),
-                          frozenset(instance.get("endpoints") or ()))
+                          frozenset(instance.get("endpoints") or ()),
+                          frozenset(instance.get("released") or ()))
         verdict = classify(call, owner, self.config, self.aws, known)
         if verdict.reason == "vpc-endpoint-owner-unknown":
             self.counters.calls_endpoint_owner_unknown += 1
@@ -394,6 +418,8 @@ class Detector:
             addresses.append(call.source_ip)
             del addresses[:-MAX_INSTANCE_ADDRESSES]
             self.state.instance_to_addresses[instance_key] = instance
+        if verdict.learn_address and learned == owner:
+            self._hold_eips(instance_key, instance, [call.source_ip])
         # Lineage whatever the verdict: a benign chain still binds the child key.
         if call.derivation is not None:
             self._derive(call, credential, instance_key, instance)
@@ -510,6 +536,11 @@ class Detector:
         self.counters.network_changes += 1
         network = self.state.address_to_account
         account = change.account_id
+        if change.event_name in ("ReleaseAddress", "DeleteNatGateway"):
+            self._on_addresses_given_back(change)
+            return
+        if change.event_name == "CreateNatGateway":
+            self._record_gateway(change)
         if change.event_name in ("AllocateAddress", "AssociateAddress", "CreateNatGateway"):
             for allocation, ip in change.allocations:
                 network["alloc:" + allocation] = ip
@@ -525,6 +556,7 @@ class Detector:
                     instance = self.state.instance_to_addresses.get(instance_key)
                     if instance is not None and ips:
                         self._prove(instance_key, instance, ips)
+                        self._hold_eips(instance_key, instance, ips)
             return
         if change.event_name == "RunInstances":
             for instance_id, addresses in change.proven:
@@ -558,6 +590,7 @@ class Detector:
             resets = [*(instance.get("resets") or []), [change.event_time, instance["addresses"]]]
             instance["resets"] = resets[-MAX_RESETS_KEPT:]
             instance["addresses"] = []
+            self._note_lifecycle(instance_key, instance, change)
             self.state.instance_to_addresses[instance_key] = instance
             if change.event_name == "TerminateInstances":
                 self._schedule_retirement(instance_key, instance)
@@ -567,12 +600,99 @@ class Detector:
         instance["proven"] = proven[-MAX_INSTANCE_ADDRESSES:]
         self.state.instance_to_addresses[instance_key] = instance
 
+    # -- addresses given back -------------------------------------------------------------------
+    #
+    # What an account holds is what it has allocated and not released: ReleaseAddress (by
+    # allocation id; by address in EC2-Classic) forgets an elastic IP, DisassociateAddress keeps
+    # it the account's. Deleting a NAT gateway does not release the elastic IPs its request
+    # named (AWS keeps them allocated); only addresses the gateway got without naming go with it.
+
+    def _record_gateway(self, change: NetworkChange) -> None:
+        if not change.gateway_allocations:
+            return
+        for gateway in change.nat_gateway_ids:
+            self.state.address_to_account["nat:" + gateway] = list(change.gateway_allocations)
+
+    def _on_addresses_given_back(self, change: NetworkChange) -> None:
+        network = self.state.address_to_account
+        ips = list(change.public_ips) if change.event_name == "ReleaseAddress" else []
+        allocations = list(change.allocation_ids) if change.event_name == "ReleaseAddress" else []
+        for gateway in change.nat_gateway_ids if change.event_name == "DeleteNatGateway" else ():
+            allocations += network.get("nat:" + gateway) or []
+            if "nat:" + gateway in network:
+                del network["nat:" + gateway]
+        for allocation in allocations:
+            ip = network.get("alloc:" + allocation)
+            if ip is not None:
+                del network["alloc:" + allocation]
+                ips.append(ip)
+        for ip in ips:
+            # Only the account's own: another account may hold the address since (two trails'
+            # records need not come in the order they happened).
+            if network.get("ip:" + ip) == change.account_id:
+                del network["ip:" + ip]
+                network["released:" + ip] = [change.account_id, change.event_time]
+                _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN).append(
+                    "released:" + ip, change.event_time + RELEASED_KEPT_MS)
+
+    def _expire_releases(self, watermark: int) -> None:
+        log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
+        network = self.state.address_to_account
+        for key, at in log.due(watermark):
+            released = network.get(key)
+            if released is not None and released[1] + RELEASED_KEPT_MS == at:
+                del network[key]
+
+    def _hold_eips(self, instance_key: str, instance: dict, ips: list[str]) -> None:
+        """Addresses the instance has because its account holds them (an elastic IP associated
+        with it, a NAT gateway's): its own only while the account holds them."""
+        eips = instance.get("eips") or []
+        released = instance.get("released") or []
+        if all(ip in eips for ip in ips) and not any(ip in released for ip in ips):
+            return
+        instance["eips"] = [*eips, *(ip for ip in ips if ip not in eips)][-MAX_INSTANCE_ADDRESSES:]
+        if released:
+            instance["released"] = [ip for ip in released if ip not in ips]
+        self.state.instance_to_addresses[instance_key] = instance
+
+    def _holder_then(self, instance_key: str, instance: dict, call: ApiCall,
+                     learned: str | None, owner: str) -> str | None:
+        """Who held the call's address when it was made. A call from an address the instance
+        had from its account, which the account no longer holds (released, or allocated to
+        another account since), made before the release (read again: a redelivery, a restart)
+        was the account's; made after, the address is no longer the instance's, not even to
+        learn first (its next holder is a stranger)."""
+        ip = call.source_ip
+        if learned == owner or (ip not in (instance.get("eips") or ())
+                                and ip not in (instance.get("released") or ())):
+            return learned
+        released = self.state.address_to_account.get("released:" + ip)
+        if released is not None and call.event_time < released[1]:
+            return released[0]
+        if ip not in (instance.get("eips") or ()):
+            return learned  # known released already
+        instance["eips"] = [held for held in instance["eips"] if held != ip]
+        for _, before in instance.get("resets") or ():
+            if ip in before:
+                before.remove(ip)
+        if ip in instance["addresses"]:
+            instance["addresses"].remove(ip)
+        if ip in (instance.get("proven") or ()):
+            instance["proven"] = [proven for proven in instance["proven"] if proven != ip]
+        released = [r for r in instance.get("released") or [] if r != ip]
+        instance["released"] = [*released, ip][-MAX_INSTANCE_ADDRESSES:]
+        self.state.instance_to_addresses[instance_key] = instance
+        return learned
+
     # -- state upkeep ---------------------------------------------------------------------------
 
     def _instance(self, instance_key: str) -> dict:
         instance = self.state.instance_to_addresses.get(instance_key)
         if instance is None:
             instance = {"addresses": [], "keys": {}, "findings": []}
+            # Looked at again once the grace has passed: kept while it has live keys.
+            self._look_again(instance_key, instance,
+                             self.state.partition_clock.get(WATERMARK, 0) + self._keep_ms)
         return instance
 
     def _purge_expired_keys(self, instance: dict, now: int) -> None:
@@ -662,6 +782,111 @@ class Detector:
             next_chunk = max(next_chunk, oldest)
         if [oldest, next_chunk, not_before] != span:
             self.state.partition_clock[SEEN_SPAN] = [oldest, next_chunk, not_before]
+
+    # -- instances that vanish ------------------------------------------------------------------
+
+    def _look_again(self, instance_key: str, instance: dict, at: int) -> None:
+        """Schedule a look at the instance from ``at`` on (the caller writes the instance)."""
+        _DueLog(self.state.partition_clock, IDLE_LOG, IDLE_SPAN, IDLE_CHUNK).append(
+            instance_key, at)
+        instance["idle_at"] = at
+
+    def _note_running(self, instance_key: str, instance: dict, now: int) -> None:
+        """An issuance or a start: the instance runs, and is looked at again (state written
+        before this was released has no look scheduled: it gets one now)."""
+        instance.pop("stopped", None)
+        if "idle_at" not in instance:
+            self._look_again(instance_key, instance, now + self._keep_ms)
+
+    def _note_lifecycle(self, instance_key: str, instance: dict, change: NetworkChange) -> None:
+        if change.event_name == "StopInstances":
+            instance["stopped"] = True  # kept while stopped: its proven addresses come back
+        elif change.event_name == "StartInstances":
+            self._note_running(instance_key, instance, change.event_time)
+
+    def _active_until(self, instance: dict) -> int:
+        """When the instance last had a key that works, or last stopped or started."""
+        latest = [t for t, _ in instance.get("resets") or ()]
+        for key, expiration in instance["keys"].items():
+            if expiration is None:  # unknown: at most 6 hours from its issuance
+                issued = (self.state.instance_credentials.get(key) or {}).get("issuance") or {}
+                expiration = issued.get("time", 0) + INSTANCE_CREDENTIAL_MAX_MS
+            latest.append(expiration)
+        return max(latest, default=0)
+
+    def _expire_idle(self, watermark: int) -> None:
+        """Forget the instances idle past the grace: their keys expired past it, nothing
+        happened to them since. A terminated one is the retiring index's; a stopped one is
+        kept until it starts, its expired keys forgotten."""
+        log = _DueLog(self.state.partition_clock, IDLE_LOG, IDLE_SPAN, IDLE_CHUNK)
+        for instance_key, at in log.due(watermark):
+            instance = self.state.instance_to_addresses.get(instance_key)
+            if instance is None or instance.get("idle_at") != at:
+                continue  # forgotten already, or looked at later: this entry is stale
+            del instance["idle_at"]
+            if "retire_at" not in instance:
+                if instance.get("stopped"):
+                    self._purge_expired_keys(instance, watermark)
+                until = self._active_until(instance) + self._keep_ms
+                if until >= watermark:
+                    self._look_again(instance_key, instance, until)
+                elif not instance.get("stopped"):
+                    for key in list(instance["keys"]):
+                        self._forget_key(key, instance)
+                    del self.state.instance_to_addresses[instance_key]
+                    continue
+            self.state.instance_to_addresses[instance_key] = instance
+
+
+class _DueLog:
+    """Keys to look at again from a time on, in the order they were written, in chunks: each
+    entry writes one small chunk, and a chunk is read once every entry in it is due, so an
+    entry may be read late (by hours at most: a chunk's due times are within ``chunk_ms`` of
+    its first), never early. The span is [oldest chunk, newest chunk, a lower bound of when
+    the oldest is due], so most events read only the span."""
+
+    def __init__(self, clock: MutableMapping[str, Any], prefix: str, span_key: str,
+                 chunk_size: int = SEEN_CHUNK, chunk_ms: int = IDLE_CHUNK_MS) -> None:
+        self.clock = clock
+        self.prefix = prefix
+        self.span_key = span_key
+        self.chunk_size = chunk_size
+        self.chunk_ms = chunk_ms
+
+    def append(self, key: str, at: int) -> None:
+        span = self.clock.get(self.span_key) or [0, 0, 0]
+        newest = span[1]
+        chunk = self.clock.get(f"{self.prefix}{newest}") or []
+        if chunk and (len(chunk) >= self.chunk_size or at > chunk[0][1] + self.chunk_ms):
+            newest, chunk = newest + 1, []  # full, or due too long after it: a new chunk
+        chunk.append([key, at])
+        self.clock[f"{self.prefix}{newest}"] = chunk
+        if newest != span[1] or self.span_key not in self.clock:
+            self.clock[self.span_key] = [span[0], newest, span[2]]
+
+    def due(self, watermark: int) -> list[tuple[str, int]]:
+        """The entries of the chunks wholly due before ``watermark``, removed, oldest first."""
+        span = self.clock.get(self.span_key)
+        if span is None or watermark <= span[2]:
+            return []
+        oldest, newest, not_before = span
+        entries: list[tuple[str, int]] = []
+        while oldest <= newest:
+            chunk_key = f"{self.prefix}{oldest}"
+            chunk = self.clock.get(chunk_key)
+            if not chunk:
+                break
+            due = max(at for _, at in chunk)
+            if due >= watermark:
+                not_before = due
+                break
+            entries += [(key, at) for key, at in chunk]
+            del self.clock[chunk_key]
+            oldest += 1
+            newest = max(newest, oldest)
+        if [oldest, newest, not_before] != span:
+            self.clock[self.span_key] = [oldest, newest, not_before]
+        return entries
 
 
 def _credential(issuance: Issuance) -> dict[str, Any]:

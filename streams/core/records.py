@@ -19,6 +19,7 @@ NETWORK_EVENTS = frozenset({
     "AllocateAddress", "AssociateAddress", "CreateNatGateway",
     "StartInstances", "StopInstances", "TerminateInstances", "RunInstances",
     "AssignIpv6Addresses", "AssignPrivateIpAddresses",
+    "ReleaseAddress", "DeleteNatGateway",  # an account's address given back, a gateway gone
 })
 # They name a network interface, not an instance: its RunInstances tells whose it is.
 ASSIGN_EVENTS = frozenset({"AssignIpv6Addresses", "AssignPrivateIpAddresses"})
@@ -118,6 +119,10 @@ class NetworkChange:
     proven: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # (network interface id, instance id) of the interfaces a RunInstances launched.
     interfaces: tuple[tuple[str, str], ...] = ()
+    nat_gateway_ids: tuple[str, ...] = ()  # CreateNatGateway, DeleteNatGateway
+    # CreateNatGateway: allocations the gateway got that its request did not name (the
+    # account's own elastic IPs, named, stay allocated when the gateway is deleted).
+    gateway_allocations: tuple[str, ...] = ()
 
 
 Event = Issuance | ApiCall | NetworkChange
@@ -442,6 +447,10 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
     elif name in ASSIGN_EVENTS:
         proven = _assigned_addresses(record)
         instances = ips = ()
+    gateways: tuple[str, ...] = ()
+    gateway_allocations: tuple[str, ...] = ()
+    if name in ("CreateNatGateway", "DeleteNatGateway"):
+        gateways, allocations, gateway_allocations = _nat_gateway(record)
     return NetworkChange(
         event_id=_str(record.get("eventID")) or "",
         event_time=event_time_of(record),
@@ -453,7 +462,54 @@ def _network_change(record: dict, name: str) -> NetworkChange | None:
         allocation_ids=tuple(dict.fromkeys(found["allocationId"])),
         proven=proven,
         interfaces=interfaces,
+        nat_gateway_ids=gateways,
+        gateway_allocations=gateway_allocations,
     )
+
+
+def _nat_gateway(record: dict) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...],
+                                        tuple[str, ...]]:
+    """A NAT gateway's ids (``natGatewayId``, ``NatGatewayId`` in a wrapped request), the
+    (allocation, public address) pairs its response names, and those of its allocations the
+    request did not name."""
+    request, response = record.get("requestParameters"), record.get("responseElements")
+    found: dict[str, list] = {"natGatewayId": [], "NatGatewayId": []}
+    _walk(request, found)
+    _walk(response, found)
+    gateways = tuple(dict.fromkeys(g for values in found.values() for g in values
+                                   if g.startswith("nat-")))
+    named = set(_allocation_ids(request))
+    pairs = []
+    stack = [response]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            allocation, ip = value.get("allocationId"), value.get("publicIp")
+            if (isinstance(allocation, str) and isinstance(ip, str)
+                    and parse_ip(ip) is not None):
+                pairs.append((allocation, ip))
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    pairs = list(dict.fromkeys(sorted(pairs)))
+    own = tuple(dict.fromkeys(a for a in _allocation_ids(response) if a not in named))
+    return gateways, tuple(pairs), own
+
+
+def _allocation_ids(value: Any) -> list[str]:
+    """Every elastic IP allocation id in ``value``, whatever the key (``AllocationId``,
+    ``allocationId``, a list of secondary ones)."""
+    ids: list[str] = []
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and value.startswith("eipalloc-"):
+            ids.append(value)
+    return sorted(set(ids))
 
 
 def _launched_addresses(record: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:

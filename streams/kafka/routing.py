@@ -22,8 +22,10 @@ from streams.core.records import (
     unwrap,
 )
 
+# Who holds an address is an account's, read on every partition: each keeps its own copy.
 BROADCAST_EVENTS = frozenset({"AllocateAddress", "AssociateAddress", "CreateNatGateway",
-                              "AssignIpv6Addresses", "AssignPrivateIpAddresses"})
+                              "AssignIpv6Addresses", "AssignPrivateIpAddresses",
+                              "ReleaseAddress", "DeleteNatGateway"})
 
 
 class Route(msgspec.Struct, frozen=True, gc=False):

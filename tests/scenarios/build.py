@@ -28,9 +28,12 @@ from cloudtrail_builders import (  # noqa: E402
     at,
     call,
     console_login,
+    delete_nat_gateway,
+    disassociate_address,
     iam_user_call,
     issuance,
     nat_gateway,
+    release_address,
     run_instances,
     session_call,
     start_instances,
@@ -54,7 +57,7 @@ AWS_ADDRESSES = ("3.225.16.109", "52.45.102.28", "54.152.0.10", "54.152.0.11", "
                  "100.24.0.9", "54.80.0.5", "52.45.102.5", "52.45.102.6", "52.45.102.20",
                  "52.45.102.7", "52.45.102.8", "2600:1f18:1234:5600::7a",
                  "2600:1f18:1234:5600::10", "2600:1f18:1234:5600:8c1f:22ab:10e3:7d41",
-                 "2600:1f18:4000:ab00::5")
+                 "2600:1f18:4000:ab00::5", "52.45.102.40", "52.45.102.41", "52.45.102.42")
 NOT_AWS = (CORPORATE, ATTACKER, TOR_EXIT, "2a00:1450:4001:800::200e", "10.0.3.17",
            "172.31.20.30", "10.20.5.9", "192.168.1.20")
 
@@ -778,6 +781,65 @@ def dual_stack_learned_per_family(t: Trail) -> None:
     calls(t, k, "52.45.102.8", [(5, 0)], OWN_APIS)
     thief(t, k, "2600:1f18:4000:ab00::5", [(20, 0)])
     thief(t, k, OTHER_EC2, [(21, 0), (22, 0)])
+
+
+# -- addresses given back ------------------------------------------------------------------------
+
+
+@scenario
+def eip_released_reused_by_stranger(t: Trail) -> None:
+    k = key("EIPRELEASED")
+    issued(t, k)
+    calls(t, k, OWN_PUBLIC, [(1, 0), (2, 0)], OWN_APIS)
+    t.add(allocate_address, time=at(5), public_ip="52.45.102.40",
+          allocation_id="eipalloc-0e1e2e3e4e5e6e7e8")
+    t.add(associate_address, time=at(6), allocation_id="eipalloc-0e1e2e3e4e5e6e7e8",
+          instance_id=INSTANCE, association_id="eipassoc-0e1e2e3e4e5e6e7e8")
+    calls(t, k, "52.45.102.40", [(7, 0), (8, 0)], OWN_APIS)
+    # Disassociated (the address stays the account's), then released: back in AWS's pool.
+    t.add(disassociate_address, time=at(10), association_id="eipassoc-0e1e2e3e4e5e6e7e8")
+    calls(t, k, OWN_PUBLIC, [(11, 0)], OWN_APIS)
+    t.add(release_address, time=at(12), allocation_id="eipalloc-0e1e2e3e4e5e6e7e8")
+    # A stranger, in no account of this trail, is given the address and uses the stolen key.
+    thief(t, k, "52.45.102.40", [(30, 0), (31, 0)])
+
+
+@scenario
+def eip_released_moves_to_other_account(t: Trail) -> None:
+    k = key("EIPMOVES")
+    issued(t, k)
+    t.add(allocate_address, time=at(2), public_ip="52.45.102.41",
+          allocation_id="eipalloc-0f1f2f3f4f5f6f7f8")
+    t.add(associate_address, time=at(3), allocation_id="eipalloc-0f1f2f3f4f5f6f7f8",
+          instance_id=INSTANCE, association_id="eipassoc-0f1f2f3f4f5f6f7f8")
+    calls(t, k, "52.45.102.41", [(4, 0), (5, 0)], OWN_APIS)
+    t.add(disassociate_address, time=at(10), association_id="eipassoc-0f1f2f3f4f5f6f7f8")
+    t.add(release_address, time=at(11), allocation_id="eipalloc-0f1f2f3f4f5f6f7f8")
+    # An organisation trail: another account allocates the released address.
+    t.add(allocate_address, time=at(20), public_ip="52.45.102.41",
+          allocation_id="eipalloc-0a9a8a7a6a5a4a3a2", account=STRANGER)
+    thief(t, k, "52.45.102.41", [(30, 0)])
+
+
+@scenario
+def nat_gateway_deleted(t: Trail) -> None:
+    # A NAT gateway on an elastic IP allocated before the trail: its response names the address.
+    t.add(nat_gateway, time=at(-9), allocation_id="eipalloc-0b9b8b7b6b5b4b3b2",
+          nat_gateway_id="nat-0c1c2c3c4c5c6c7c8", subnet_id="subnet-0c1c2d3e4f5a6b7c8",
+          vpc_id="vpc-0abc1234def567890", private_ip="10.0.4.12", public_ip="52.45.102.42")
+    k = key("NATDELETED")
+    issued(t, k)
+    calls(t, k, "52.45.102.42", [(1, 0), (2, 0)], OWN_APIS)
+    # Terraform replaces the gateway on the same elastic IP: deleting it releases nothing.
+    t.add(delete_nat_gateway, time=at(10), nat_gateway_id="nat-0c1c2c3c4c5c6c7c8")
+    t.add(nat_gateway, time=at(11), allocation_id="eipalloc-0b9b8b7b6b5b4b3b2",
+          nat_gateway_id="nat-0d9d8d7d6d5d4d3d2", subnet_id="subnet-0c1c2d3e4f5a6b7c8",
+          vpc_id="vpc-0abc1234def567890", private_ip="10.0.4.13")
+    calls(t, k, "52.45.102.42", [(12, 0), (13, 0)], OWN_APIS)
+    # Then destroys it, and its elastic IP with it.
+    t.add(delete_nat_gateway, time=at(20), nat_gateway_id="nat-0d9d8d7d6d5d4d3d2")
+    t.add(release_address, time=at(21), allocation_id="eipalloc-0b9b8b7b6b5b4b3b2")
+    thief(t, k, "52.45.102.42", [(30, 0), (31, 0)])
 
 
 # -- VPC endpoints CloudTrail names no owner for -------------------------------------------------

@@ -58,6 +58,8 @@ class Addresses:
     proven: frozenset[str] = frozenset()
     # VPC endpoints the instance's calls showed its owner's (vpcEndpointAccountId = owner).
     endpoints: frozenset[str] = frozenset()
+    # Elastic IPs the instance had from its account, which the account released since.
+    released: frozenset[str] = frozenset()
 
 
 class Call:

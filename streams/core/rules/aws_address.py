@@ -1,8 +1,8 @@
 """An AWS address that is not the owner's: declared networks are authoritative; addresses
 CloudTrail proves the instance's are its own; otherwise its first AWS address of each family
 (IPv4, IPv6) is learned (not when a public address of that family is proven), elastic IPs and
-NAT gateways in CloudTrail become their account's, and another AWS address → InsideAWS High.
-Decides every call left."""
+NAT gateways in CloudTrail become their account's until released, and another AWS address →
+InsideAWS High. Decides every call left."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def decide(judged: Call) -> Verdict:
     addresses = judged.known.instance_addresses
     if source in addresses:
         return no_finding("known-instance-address")
+    if source in judged.known.released:
+        # An elastic IP its account gave back: whoever holds it now is not the instance, and
+        # it is not learned as its own, even first.
+        return inside(judged.config, None, "aws-address-released")
     if not addresses:
         if _proven_in_family(judged):
             # CloudTrail proved the instance's public address of this family: another AWS
@@ -57,4 +61,5 @@ RULE = Rule(name="aws-address", doc="an AWS address that is not the instance's: 
                        "declared-owner-ignores-learned-eip", "two-keys-one-instance",
                        "proven-eip-thief-first", "proven-ipv6-with-nat-ipv4",
                        "key-rotation-keeps-address", "proven-ipv6-assigned-with-nat-ipv4",
-                       "dual-stack-learned-per-family"))
+                       "dual-stack-learned-per-family", "eip-released-reused-by-stranger",
+                       "eip-released-moves-to-other-account", "nat-gateway-deleted"))
