@@ -538,7 +538,10 @@ def create_app(loaded: Config) -> faust.App:
                         # only; the call itself is judged on its instance's partition.
                         parsed = parsed.network
                 if parsed is not None:
-                    await publish(detector.observe(parsed, scope_instance=scope))
+                    # Its offset tells this message read again after a restart from a
+                    # duplicate delivery of its record (Detector._counted_here).
+                    await publish(detector.observe(parsed, scope_instance=scope,
+                                                   position=event.message.offset))
                     detector.retired.clear()  # published: a retired finding is not kept here
             except Exception as exc:
                 log.error("event %s/%s/%s failed:\n%s", event.message.topic,

@@ -27,6 +27,8 @@ MAX_INSTANCE_ADDRESSES = 16  # learned per instance; the oldest goes first
 # from before a reset that comes after it (late, or again after a worker's restart) is judged
 # against the addresses of its own time, as `detect` judges it in order.
 MAX_RESETS_KEPT = 4
+# The stream: the offending ids a finding's aggregate keeps with its count (see _counted_here).
+RECENT_IDS_KEPT = 32
 # Key lineage: a key minted with an instance's key (or one derived from it) is the instance's
 # too, up to this many AssumeRole hops from the instance key; raise it for deeper role chains.
 MAX_DERIVATION_DEPTH = 8
@@ -207,18 +209,24 @@ class Detector:
         self._newly_derived: list[str] = []  # child keys whose waiting calls can go now
         self._grace_ms = config.late_arrival_grace_seconds * MS_PER_S
         self._keep_ms = config.credential_grace_seconds * MS_PER_S
+        self._position: int | None = None  # the observed event's (see observe)
         # Findings forgotten with their key (expired, grace passed): still findings. Offline
         # they are printed at the end; the stream publishes them and then lets them go.
         self.retired: dict[str, dict[str, Any]] = {}
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def observe(self, event: Event, scope_instance: str | None = None) -> list[str]:
+    def observe(self, event: Event, scope_instance: str | None = None,
+                position: int | None = None) -> list[str]:
         """Fold one event in; the ids of the findings it created or changed, in order.
 
         ``scope_instance`` limits an instance lifecycle event to one of the instances it names
-        (the stream hands each instance's copy to the partition that owns it).
+        (the stream hands each instance's copy to the partition that owns it). ``position``: the
+        event's place in its partition (the stream's offset, increasing; None offline), which
+        tells the same message read again after a restart from a duplicate delivery (see
+        ``_counted_here``).
         """
+        self._position = position
         changed: list[str] = []
         watermark = self.state.partition_clock.get(WATERMARK, 0)
         if not (isinstance(event, ApiCall) and event.is_derived_session):
@@ -427,16 +435,22 @@ class Detector:
             self._arm_console(call, credential, instance_key, instance)
         if not verdict.is_finding:
             return
+        watermark = self.state.partition_clock.get(WATERMARK, call.event_time)
+        aggregate = new_aggregate(call, credential, verdict, addresses, watermark)
+        existing = self.state.finding_aggregates.get(aggregate["id"])
         if call.event_id:
             # CloudTrail delivers some records twice, and a restarted worker sees again what it
             # had not committed: an offending call counts once (a cross-account call's copies,
             # one per account's trail, share one sharedEventID).
-            if call.dedupe_id in self.state.offending_event_ids:
+            if not self._counted_here(call, existing):
                 return
             self._remember_offending_id(call, credential)
-        watermark = self.state.partition_clock.get(WATERMARK, call.event_time)
-        aggregate = new_aggregate(call, credential, verdict, addresses, watermark)
-        existing = self.state.finding_aggregates.get(aggregate["id"])
+        if self._position is not None:  # written with the count, in the one aggregate value
+            for counted in (aggregate, existing):
+                if counted is not None:
+                    counted["recent"] = [*(counted.get("recent") or []),
+                                         call.dedupe_id][-RECENT_IDS_KEPT:]
+                    counted["last_position"] = self._position
         if existing is None and aggregate["id"] in self.retired:  # its key came back: one finding
             existing = self.retired.pop(aggregate["id"])
             self.state.finding_aggregates[aggregate["id"]] = existing
@@ -743,10 +757,33 @@ class Detector:
             del self.state.instance_to_addresses[instance_key]
         index.save()
 
+    def _counted_here(self, call: ApiCall, existing: dict | None) -> bool:
+        """Whether an offending call is to be counted now. Offline its id decides. In the
+        stream the finding's aggregate decides first: it names, written with its count, the
+        last position it counted and its last ids counted. The tables' changelogs reach Kafka
+        each on its own, so after a worker's kill -9 the ids table can hold an id whose count
+        the aggregate lost (a count short), or lack one the aggregate has (counted twice)."""
+        seen = self.state.offending_event_ids.get(call.dedupe_id)
+        position = self._position
+        if position is None:
+            return seen is None
+        aggregate = existing or {}
+        if call.dedupe_id in (aggregate.get("recent") or ()):
+            return False  # counted into this finding (a duplicate, or this message again)
+        last = aggregate.get("last_position")
+        if last is not None and position < last:
+            return False  # read again after a restart: the finding counted it, or rightly not
+        if seen is None:
+            return True
+        # Seen: at this very position (its count lost with the aggregate's write), or another
+        # message's copy of the record (a duplicate: not counted again).
+        return isinstance(seen, list) and seen[1] == position
+
     def _remember_offending_id(self, call: ApiCall, credential: dict) -> None:
         expiry = credential.get("expiration") or call.event_time + INSTANCE_CREDENTIAL_MAX_MS
         forget_at = max(expiry, call.event_time) + OFFENDING_ID_KEPT_MS
-        self.state.offending_event_ids[call.dedupe_id] = forget_at
+        self.state.offending_event_ids[call.dedupe_id] = (
+            forget_at if self._position is None else [forget_at, self._position])
         span = self.state.partition_clock.get(SEEN_SPAN) or [0, 0, 0]
         key = f"{SEEN_LOG}{span[1]}"
         chunk = self.state.partition_clock.get(key) or []
