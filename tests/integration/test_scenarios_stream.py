@@ -62,3 +62,29 @@ def test_scenarios_in_the_stream_match_detect_byte_for_byte(deployment, tmp_path
         streamed = sorted(as_detect_gives(f)
                           for f in read_findings(d, len(expected), timeout=10))
     assert streamed == expected, f"worker log:\n{worker.log_path.read_text()[-4000:]}"
+
+
+@pytest.mark.parametrize("name", ["unknown-endpoint-declared", "declared-network-stranger"])
+def test_a_configured_scenario_in_the_stream_matches_detect(deployment, tmp_path, name):
+    # Folders with a config of their own are not in the merged stream (their configs differ):
+    # the endpoint case of issue 14 and a declared-network one, each under its config.
+    folder = SCENARIOS / name
+    config = tmp_path / "config.yaml"
+    config.write_text((folder / "config.yaml").read_text()
+                      + "\nfinding_update_interval_seconds: 0\n")
+    records = folder / "records.jsonl"
+    d = deployment(partitions=3)
+    worker = d.start_worker(config=str(config))
+    forwarded = d.exfilguard("forward", "--config", str(config), str(records))
+    assert forwarded.returncode == 0, forwarded.stderr.decode()
+    offline = d.exfilguard("detect", "--config", str(config), str(records))
+    assert offline.returncode == 0, offline.stderr.decode()
+    expected = sorted(offline.stdout.splitlines())
+    assert expected
+    streamed = []
+    for _ in range(10):
+        streamed = sorted(as_detect_gives(f)
+                          for f in read_findings(d, len(expected), timeout=10))
+        if streamed == expected:
+            break
+    assert streamed == expected, f"worker log:\n{worker.log_path.read_text()[-4000:]}"
