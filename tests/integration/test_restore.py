@@ -46,8 +46,12 @@ def test_a_worker_on_an_empty_disk_restores_its_tables_in_bulk(deployment, tmp_p
     d = deployment(partitions=2, EXFILGUARD_BULK_RESTORE_MIN_MESSAGES="50")
     config = str(write_config(tmp_path))
     first = d.start_worker("w0", config=config)
-    records = [issuance(event_id=f"issue-{n}", time=at(seconds=n), instance_id=instance(n),
-                        access_key=key(n)) for n in range(INSTANCES)]
+    # The instances not reissued get their key three hours later, so it is still valid when the
+    # thefts come (an instance whose keys have all expired past the grace, with nothing since,
+    # is forgotten: its expired keys cannot be used).
+    records = [issuance(event_id=f"issue-{n}",
+                        time=at(seconds=n) if n in REISSUED else at(minutes=180, seconds=n),
+                        instance_id=instance(n), access_key=key(n)) for n in range(INSTANCES)]
     # Seven hours on, past the first keys' expiry and grace: the second issuance deletes the
     # first key from instance_credentials (a tombstone on its changelog).
     records += [issuance(event_id=f"reissue-{n}", time=at(minutes=7 * 60 + 1, seconds=n),
