@@ -350,18 +350,25 @@ def create_app(loaded: Config) -> faust.App:
             return  # resolved already (a redelivery)
         upto = upto or (tuple(entry["upto"]) if entry and entry.get("upto") else None)
         entry = {"instance": instance} if instance else {"untracked": True}
-        parked = lineage_parked.get(child)
-        for raw, minted in parked or ():
-            await signed_by(child, entry, base64.b64decode(raw), minted)
-        if instance:
-            await recover_early(child, entry, times[0], upto)
         # What was sent reaches Kafka before the lineage says resolved, and the resolution
         # before the parked records go: a worker killed -9 between them resolves the key again
         # when this record comes again (its records sent again, counted once), where in any
-        # other order the key's records were lost (a chaos trial's derived keys' findings).
-        await app.producer.flush()
-        keep_lineage(child, entry, times)
-        if parked:
+        # other order the key's records could be lost. Records the other agent parks while a
+        # flush waits are sent too, before the key is marked resolved (no await in between).
+        sent, recovered = 0, False
+        while True:
+            parked = lineage_parked.get(child) or []
+            for raw, minted in parked[sent:]:
+                await signed_by(child, entry, base64.b64decode(raw), minted)
+            sent = len(parked)
+            if instance and not recovered:
+                await recover_early(child, entry, times[0], upto)
+                recovered = True
+            await app.producer.flush()
+            if len(lineage_parked.get(child) or []) == sent:
+                break
+        keep_lineage(child, entry, times)  # from here on its records go on, none is parked
+        if sent:
             await app.producer.flush()
             del lineage_parked[child]
 
