@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 from conftest import Deployment
 from fault_stream import (
@@ -45,8 +46,15 @@ def test_topics_are_replicated_three_times_with_two_in_sync(cluster, tmp_path):
         time.sleep(0.5)
     for name in names:
         assert {len(p.replicas) for p in meta.topics[name].partitions.values()} == {3}
-    configs = admin.describe_configs([ConfigResource("topic", name) for name in names])
-    assert {f.result()["min.insync.replicas"].value for f in configs.values()} == {"2"}
+    while True:  # a broker that has not heard of a topic yet answers UNKNOWN_TOPIC_OR_PART
+        try:
+            configs = admin.describe_configs([ConfigResource("topic", n) for n in names])
+            insync = {f.result()["min.insync.replicas"].value for f in configs.values()}
+            break
+        except KafkaException:
+            assert time.monotonic() < deadline, "topic configs never readable"
+            time.sleep(0.5)
+    assert insync == {"2"}
 
 
 def test_a_broker_killed_and_another_restarted_lose_nothing(cluster, tmp_path):
