@@ -9,9 +9,9 @@ import os
 import chaos
 import pytest
 
-# Out of `make test` (it deselects the marker) while the trials find real faults: after a worker
-# is killed -9, a finding's count can come out short (398 of 400) and a derived key's finding can
-# be missing (issue 12 and 14 notes). `make chaos-short` runs it; `make chaos` the long form.
+# Out of `make test` (it deselects the marker) while the trials find real faults: with the
+# fixes of session 5, a worker killed while a derived key's calls wait as pending can still lose
+# that key's finding (docs/reliability.md). `make chaos-short` runs it; `make chaos` the long form.
 pytestmark = pytest.mark.chaos
 
 
