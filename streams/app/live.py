@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from streams.kafka.codec import BadFinding, FindingCodec
+from streams.kafka.reader import QUIET
 from streams.kafka.settings import KafkaSettings
 from streams.view.live import Board, fragment, page
 
@@ -31,7 +32,11 @@ class FindingsFollower(threading.Thread):
         consumer = Consumer({**self.settings.confluent(),
                              "group.id": f"{self.settings.app_id}-live-{uuid.uuid4().hex[:8]}",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                             "log_level": 3})
+                             "log_level": 3,
+                             # librdkafka's own lines (a refused connection every second while
+                             # the broker is down) go nowhere: the worker's broker check says it
+                             # once (broker_health), and a failed read is logged here.
+                             "logger": QUIET})
         consumer.subscribe([self.settings.topic_findings])
         try:
             while not self.stopping.is_set():

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from streams.kafka.reader import QUIET
 from streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,11 @@ class ResponseNotes(threading.Thread):
         consumer = Consumer({**self.settings.confluent(),
                              "group.id": f"{self.settings.app_id}-responses-{uuid.uuid4().hex[:8]}",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                             "log_level": 3})
+                             "log_level": 3,
+                             # librdkafka's own lines (a refused connection every second while
+                             # the broker is down) go nowhere: the worker's broker check says it
+                             # once (broker_health), and a failed read is logged here.
+                             "logger": QUIET})
         try:
             # A topic just created may take a moment to show its partitions.
             partitions: dict = {}
