@@ -46,7 +46,7 @@ stop: ## stop the worker and the local broker started by `make run`
 	@$(KAFKA) down
 
 test: lint helm-check browser $(BENCHED) $(PLEVIN) ## the whole test suite, the real broker included (it starts its own)
-	$(VENV)/bin/pytest -q -ra --ignore=tests/helm -m "not chaos"
+	$(VENV)/bin/pytest -q -ra --durations=30 --ignore=tests/helm -m "not chaos"
 
 test-unit: $(STAMP) ## the tests that need no broker
 	$(VENV)/bin/pytest -q -m "not integration"
