@@ -23,6 +23,7 @@ from streams.config.loader import Config
 from streams.core.records import Event
 from streams.errors import UserError
 from streams.geo import enricher_for
+from streams.kafka.reader import RUN_VALUES
 from streams.kafka.sink import TopicSink
 from streams.offline.replay import events_of_files, events_of_topic
 from streams.offline.run import RunStats, run_detection
@@ -64,6 +65,10 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
                         help="with a topic: read records forwarded up to S seconds of event time "
                              "after --end, for late ones timestamped within the range (default "
                              "3600; -1 reads to the end of each partition)")
+    parser.add_argument("--hold", type=int, default=RUN_VALUES, metavar="N",
+                        help="with a topic: records that may matter held in memory at most; "
+                             "beyond, sorted runs of N go to temporary files ($TMPDIR) and are "
+                             f"merged (default {RUN_VALUES:,}, some 40 MB)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="files, directories or s3:// prefixes instead of a topic")
@@ -96,12 +101,18 @@ def read_source(args: argparse.Namespace, loaded: Config, command: str,
     if args.max_delay < 0 and args.max_delay != -1:
         raise UserError(f"--max-delay {args.max_delay:g}: seconds, at least 0 (or -1)")
     max_delay_ms = None if args.max_delay == -1 else int(args.max_delay * 1000)
+    if args.hold < 1:
+        raise UserError(f"--hold {args.hold}: records held in memory, at least 1")
     events, stats, topic_stats = events_of_topic(loaded.kafka, topic, window, max_delay_ms,
-                                                 progress_bar(args), reorder_s)
-    offsets = " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(topic_stats.offsets.items()))
-    note(command, f"{topic_stats.describe()} (offsets {offsets}); read with no consumer group "
-                  f"and no commits, the worker's group {loaded.kafka.app_id} untouched")
-    return events, stats
+                                                 progress_bar(args), reorder_s, args.hold)
+
+    def described() -> Iterator[Event]:  # what was read, once it has been
+        yield from events
+        offsets = " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(topic_stats.offsets.items()))
+        note(command, f"{topic_stats.describe()} (offsets {offsets}); read with no consumer "
+                      f"group and no commits, the worker's group {loaded.kafka.app_id} untouched")
+
+    return described(), stats
 
 
 def progress_bar(args: argparse.Namespace) -> Callable[[int], Any] | None:

@@ -4,11 +4,14 @@ of one record are merged back into one, so a range gives the records its files g
 
 from __future__ import annotations
 
+import heapq
 import logging
+import pickle
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,10 @@ from streams.kafka.batches import BATCH_SPAN_MS, is_network_only, records_of
 from streams.kafka.settings import KafkaSettings
 from streams.sources.files import Item, Record
 
+# Distinct values that may matter held in memory before a sorted run goes to a temporary file
+# (each about a record's size, ~1.3 KB: some 40 MB).
+RUN_VALUES = 30_000
+MAX_RUNS = 64  # runs open at once: beyond, they are merged into one
 IDLE_TIMEOUT_S = 60.0  # no message for this long while offsets remain to be read: give up
 
 # librdkafka logs every refused connection; the one-line error says it instead.
@@ -37,10 +44,13 @@ class TopicStats:
     outside: int = 0  # read, but timestamped outside the range
     copies: int = 0  # per-partition copies of one record folded into it
     skipped: int = 0  # could not matter to detection: counted, not decoded
+    held: int = 0  # the most distinct records held in memory at once
+    runs: int = 0  # sorted runs written to temporary files
 
     def describe(self) -> str:
         return (f"{self.topic}: {self.partitions} partition(s), {self.messages} messages read, "
-                f"{self.outside} outside the range, {self.copies} partition copies folded")
+                f"{self.outside} outside the range, {self.copies} partition copies folded, "
+                f"at most {self.held} records held in memory, {self.runs} sorted runs on disk")
 
 
 @dataclass
@@ -112,8 +122,14 @@ def find_offsets(consumer: Any, topic: str, partitions: list[int], window: TimeR
 def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
                max_delay_ms: int | None = 3_600_000,
                progress: Callable[[int], Any] | None = None,
-               idle_timeout: float = IDLE_TIMEOUT_S) -> tuple[list[Item], TopicStats]:
+               idle_timeout: float = IDLE_TIMEOUT_S,
+               run_values: int | None = None) -> tuple[Iterator[Item], TopicStats]:
     """The records of a topic range, one per distinct record, ordered by (time, bytes).
+
+    Any order of the offsets is fine (a backfill forwarded after newer records): the values
+    that may matter are held ``run_values`` at a time (``RUN_VALUES``), each full run sorted and
+    written to a temporary file, and the runs merged as the items are taken, so memory is
+    bounded by the run, not the range.
 
     Copies of one value on several partitions under one key (an address change the forwarder
     sent to every partition) or under several keys (a stop/start naming several instances) are
@@ -129,7 +145,7 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
         raise UserError(f"topic {topic} does not exist at {settings.bootstrap_servers}")
     stats = TopicStats(topic=topic, partitions=len(described.partitions))
     consumer = Consumer(consumer_config(settings))
-    merger = CopyMerger(window, stats)
+    merger = CopyMerger(window, stats, run_values)
     bar = None
     try:
         bounds = find_offsets(consumer, topic, sorted(described.partitions), window,
@@ -176,12 +192,16 @@ def read_topic(settings: KafkaSettings, topic: str, window: TimeRange,
             if bar is not None and read:
                 bar.update(read)
     except KafkaException as exc:
+        merger.close()
         raise UserError(f"reading {topic}: {exc.args[0].str()}") from None
+    except BaseException:
+        merger.close()
+        raise
     finally:
         if bar is not None:
             bar.close()
         consumer.close()
-    return merger.items(), stats
+    return merger.iter_items(), stats
 
 
 class PartitionReader:
@@ -278,12 +298,20 @@ def _event_time(raw: bytes, fallback: int) -> int:
 
 
 class CopyMerger:
-    """Holds the distinct record values read and merges their partition copies into one record."""
+    """Holds the distinct record values read and merges their partition copies into one record.
 
-    def __init__(self, window: TimeRange, stats: TopicStats) -> None:
+    At most ``run_values`` values are held in memory: a full run is sorted and written to a
+    temporary file (pickled entries, read back only by this process), and ``iter_items`` merges
+    the runs, folding the copies of one value that landed in different runs."""
+
+    def __init__(self, window: TimeRange, stats: TopicStats,
+                 run_values: int | None = None) -> None:
         self.window = window
         self.stats = stats
         self.held: dict[bytes, _Held] = {}
+        self.run_values = run_values or RUN_VALUES
+        self.runs: list[Any] = []  # temporary files, each a sorted run
+        self.max_runs = MAX_RUNS
 
     def add(self, partition: int, offset: int, key: bytes | None, timestamp: int,
             value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -308,21 +336,89 @@ class CopyMerger:
         entry = self.held.get(value)
         origin = (partition, *place)
         if entry is None:
+            if len(self.held) >= self.run_values:
+                self._spill()
             entry = self.held[value] = _Held(timestamp, origin)
+            self.stats.held = max(self.stats.held, len(self.held))
         else:
             entry.origin = min(entry.origin, origin)  # whatever the read order
         where = (partition, key)
         entry.copies[where] = entry.copies.get(where, 0) + 1
 
-    def items(self) -> list[Item]:
+    def _sorted(self) -> list[tuple[int, bytes, _Held]]:
+        held = sorted(((e.timestamp, v, e) for v, e in self.held.items()),
+                      key=lambda t: (t[0], t[1]))
+        self.held = {}
+        return held
+
+    def _spill(self) -> None:
+        run = tempfile.TemporaryFile(prefix="exfilguard-replay-")
+        for timestamp, value, entry in self._sorted():
+            pickle.dump((timestamp, value, entry.origin, entry.copies), run,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        run.seek(0)
+        self.runs.append(run)
+        self.stats.runs += 1
+        if len(self.runs) >= self.max_runs:
+            self._compact()
+
+    @staticmethod
+    def _read_run(run: Any) -> Iterator[tuple[int, bytes, _Held]]:
+        while True:
+            try:
+                timestamp, value, origin, copies = pickle.load(run)
+            except EOFError:
+                return
+            yield timestamp, value, _Held(timestamp, origin, copies)
+
+    def _merged(self, runs: list[Iterator[tuple[int, bytes, _Held]]]
+                ) -> Iterator[tuple[int, bytes, _Held]]:
+        """The runs' entries in (timestamp, bytes) order, a value's entries from several runs
+        folded into one with all its copies."""
+        current: tuple[int, bytes, _Held] | None = None
+        for timestamp, value, entry in heapq.merge(*runs, key=lambda t: (t[0], t[1])):
+            if current is not None and (timestamp, value) == current[:2]:
+                held = current[2]
+                held.origin = min(held.origin, entry.origin)
+                for where, count in entry.copies.items():
+                    held.copies[where] = held.copies.get(where, 0) + count
+                continue
+            if current is not None:
+                yield current
+            current = (timestamp, value, entry)
+        if current is not None:
+            yield current
+
+    def _compact(self) -> None:
+        """Many runs (a range of some hundred million records that may matter): merged into
+        one, so the open temporary files stay few."""
+        run = tempfile.TemporaryFile(prefix="exfilguard-replay-")
+        for timestamp, value, entry in self._merged([self._read_run(r) for r in self.runs]):
+            pickle.dump((timestamp, value, entry.origin, entry.copies), run,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        run.seek(0)
+        self.close()
+        self.runs = [run]
+
+    def iter_items(self) -> Iterator[Item]:
         """One record per distinct value (as many as its most copies under one partition and
         key), ordered by (timestamp, bytes): the same for any partitioning of the same records."""
-        items: list[Item] = []
         topic = self.stats.topic
-        for value, entry in sorted(self.held.items(), key=lambda kv: (kv[1].timestamp, kv[0])):
-            repeats = max(entry.copies.values())
-            self.stats.copies += sum(entry.copies.values()) - repeats
-            partition, offset, line = entry.origin
-            origin = f"{topic}/{partition}@{offset}" + (f"#{line}" if line else "")
-            items += [Record(origin, raw=value)] * repeats
-        return items
+        runs = [self._read_run(run) for run in self.runs] + [iter(self._sorted())]
+        try:
+            for _, value, held in self._merged(runs):
+                repeats = max(held.copies.values())
+                self.stats.copies += sum(held.copies.values()) - repeats
+                partition, offset, line = held.origin
+                origin = f"{topic}/{partition}@{offset}" + (f"#{line}" if line else "")
+                yield from [Record(origin, raw=value)] * repeats
+        finally:
+            self.close()
+
+    def items(self) -> list[Item]:
+        return list(self.iter_items())
+
+    def close(self) -> None:
+        for run in self.runs:
+            run.close()
+        self.runs = []

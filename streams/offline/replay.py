@@ -27,11 +27,14 @@ def events_of_files(sources: Sequence[Source], window: TimeRange,
 def events_of_topic(settings: KafkaSettings, topic: str, window: TimeRange,
                     max_delay_ms: int | None, progress: Callable[[int], Any] | None = None,
                     reorder_s: int = DEFAULT_LATE_ARRIVAL_GRACE_S,
+                    hold: int | None = None,
                     ) -> tuple[Iterator[Event], RunStats, TopicStats]:
     """A topic range's events; records the reader skipped undecoded still count as read. The
-    range's records are read first (the forwarder's per-partition copies are merged back into
-    one record), then decoded and ordered as the files' are."""
+    range's records are read first (the forwarder's per-partition copies merged back into one
+    record, in sorted runs on disk beyond a bound), then merged, decoded and ordered as the
+    files' are, as they are taken; the topic's ``copies`` is complete once they all have been."""
     stats = RunStats()
-    items, topic_stats = read_topic(settings, topic, window, max_delay_ms, progress)
+    items, topic_stats = read_topic(settings, topic, window, max_delay_ms, progress,
+                                    run_values=hold)
     stats.records += topic_stats.skipped
     return ordered_events(items, stats, window, reorder_s), stats, topic_stats

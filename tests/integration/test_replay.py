@@ -151,8 +151,8 @@ def test_replay_of_a_missing_topic_is_one_line(deployment):
 def test_a_range_forwarded_out_of_time_order_is_detect(deployment, tmp_path):
     """Half an hour of a generated organisation's trail (100,000 records) on several partitions,
     its files forwarded latest first (a backfill): a partition's offsets are not in time order,
-    so the reader takes the whole range before ordering it, and the findings are detect's byte
-    for byte."""
+    so the reader sorts the range, here 500 records at a time into runs on disk that it merges,
+    and the findings are detect's byte for byte."""
     import sys
 
     sys.path.insert(0, str(FIXTURES.parents[1]))
@@ -173,8 +173,13 @@ def test_a_range_forwarded_out_of_time_order_is_detect(deployment, tmp_path):
     detect = d.exfilguard("detect", "--config", str(config), *paths)
     assert detect.returncode == 0, detect.stderr.decode()
     assert detect.stdout.count(b"\n") >= 1
+    # At most 500 records held in memory: the rest in sorted runs on disk, merged.
     result = d.exfilguard("replay", "--config", str(config), "--topic", topic,
                           "--start", "2024-03-01T00:00:00Z", "--end", "2024-03-02T00:00:00Z",
-                          "--output", "-")
+                          "--hold", "500", "--output", "-")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == detect.stdout, result.stderr.decode()
+    note = result.stderr.decode()
+    held = int(re.search(r"at most (\d+) records held in memory", note).group(1))
+    runs = int(re.search(r"(\d+) sorted runs on disk", note).group(1))
+    assert held == 500 and runs >= 4, note
