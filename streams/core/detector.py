@@ -77,6 +77,7 @@ IDLE_CHUNK = 8
 RELEASED_KEPT_MS = OFFENDING_ID_KEPT_MS
 RELEASED_LOG = "released_log/"
 RELEASED_SPAN = "released_span"
+RELEASED_ALLOCATION = "released:alloc:"  # + allocation id → its address, kept as long
 
 
 @dataclass
@@ -557,12 +558,19 @@ class Detector:
             self._record_gateway(change)
         if change.event_name in ("AllocateAddress", "AssociateAddress", "CreateNatGateway"):
             for allocation, ip in change.allocations:
-                network["alloc:" + allocation] = ip
+                if not self._released_since(ip, account, change.event_time):
+                    network["alloc:" + allocation] = ip
             ips = list(change.public_ips)
-            ips += [network["alloc:" + a] for a in change.allocation_ids
-                    if network.get("alloc:" + a)]
+            for allocation in change.allocation_ids:
+                ip = network.get("alloc:" + allocation) or network.get(
+                    RELEASED_ALLOCATION + allocation)
+                if ip:
+                    ips.append(ip)
             for ip in ips:
-                network["ip:" + ip] = account
+                # Read again after its release (a restart re-reads what it had not committed,
+                # the release already in this table): the holding is over, the instance had it.
+                if not self._released_since(ip, account, change.event_time):
+                    network["ip:" + ip] = account
             if change.event_name == "AssociateAddress":
                 # An elastic IP associated with a tracked instance is proven its own.
                 for instance_id in change.instance_ids:
@@ -631,30 +639,54 @@ class Detector:
         network = self.state.address_to_account
         ips = list(change.public_ips) if change.event_name == "ReleaseAddress" else []
         allocations = list(change.allocation_ids) if change.event_name == "ReleaseAddress" else []
-        for gateway in change.nat_gateway_ids if change.event_name == "DeleteNatGateway" else ():
+        gateways = change.nat_gateway_ids if change.event_name == "DeleteNatGateway" else ()
+        for gateway in gateways:
             allocations += network.get("nat:" + gateway) or []
-            if "nat:" + gateway in network:
-                del network["nat:" + gateway]
+        # Each fact written before what it replaces is deleted, and a release read again finds
+        # its addresses still: after a worker's kill this table can hold any prefix of these
+        # writes, and the release, re-read, completes it.
+        log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
+        freed = []
         for allocation in allocations:
-            ip = network.get("alloc:" + allocation)
+            ip = network.get("alloc:" + allocation) or network.get(
+                RELEASED_ALLOCATION + allocation)
             if ip is not None:
-                del network["alloc:" + allocation]
+                freed.append((allocation, ip))
                 ips.append(ip)
         for ip in ips:
             # Only the account's own: another account may hold the address since (two trails'
             # records need not come in the order they happened).
             if network.get("ip:" + ip) == change.account_id:
-                del network["ip:" + ip]
                 network["released:" + ip] = [change.account_id, change.event_time]
-                _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN).append(
-                    "released:" + ip, change.event_time + RELEASED_KEPT_MS)
+                log.append("released:" + ip, change.event_time + RELEASED_KEPT_MS)
+                del network["ip:" + ip]
+        for allocation, ip in freed:
+            if "alloc:" + allocation in network:
+                # Kept as released, as long as the release: an association read again after
+                # it (a restart's re-read) still finds the address it names.
+                network[RELEASED_ALLOCATION + allocation] = ip
+                log.append(RELEASED_ALLOCATION + allocation,
+                           change.event_time + RELEASED_KEPT_MS)
+                del network["alloc:" + allocation]
+        for gateway in gateways:
+            if "nat:" + gateway in network:
+                del network["nat:" + gateway]
+
+    def _released_since(self, ip: str, account: str, event_time: int) -> bool:
+        """Whether ``account`` released ``ip`` after ``event_time``: a change from before the
+        release, read after it, names a holding that is over."""
+        released = self.state.address_to_account.get("released:" + ip)
+        return released is not None and released[0] == account and event_time < released[1]
 
     def _expire_releases(self, watermark: int) -> None:
         log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
         network = self.state.address_to_account
         for key, at in log.due(watermark):
             released = network.get(key)
-            if released is not None and released[1] + RELEASED_KEPT_MS == at:
+            if key.startswith(RELEASED_ALLOCATION):
+                if released is not None:  # an allocation id is never given out again
+                    del network[key]
+            elif released is not None and released[1] + RELEASED_KEPT_MS == at:
                 del network[key]
 
     def _hold_eips(self, instance_key: str, instance: dict, ips: list[str]) -> None:
@@ -677,9 +709,10 @@ class Detector:
         was the account's; made after, the address is no longer the instance's, not even to
         learn first (its next holder is a stranger)."""
         ip = call.source_ip
-        if learned == owner or (ip not in (instance.get("eips") or ())
-                                and ip not in (instance.get("released") or ())):
+        if learned == owner:
             return learned
+        # Asked whatever the instance holds: after a worker's kill the instance's table can
+        # lack what the address table's release says it had (each table keeps its own prefix).
         released = self.state.address_to_account.get("released:" + ip)
         if released is not None and call.event_time < released[1]:
             return released[0]
