@@ -116,15 +116,23 @@ def _call_to_json(call: ApiCall) -> list:
 
 
 def _call_from_json(values: list) -> ApiCall:
-    call = ApiCall(*values)  # values written before a field was added take its default
+    # Values written before a field was added take its default; after the fields, the position
+    # of the call's own record (None offline; absent in values written before it was kept).
+    call = ApiCall(*values[:_FIELDS])
     if isinstance(call.derivation, list):
         call = replace(call, derivation=Derivation(*call.derivation))
     return call
 
 
+_FIELDS = len(ApiCall.__slots__)
 _ID = ApiCall.__slots__.index("event_id")
 _DERIVATION = ApiCall.__slots__.index("derivation")
 _TIME = ApiCall.__slots__.index("event_time")
+
+
+def _origin_of(values: list, position: int | None) -> int | None:
+    """The position of a waiting call's own record (``position`` if not kept)."""
+    return values[_FIELDS] if len(values) > _FIELDS else position
 
 
 def _queue_order(values: list) -> tuple:
@@ -211,6 +219,7 @@ class Detector:
         self._grace_ms = config.late_arrival_grace_seconds * MS_PER_S
         self._keep_ms = config.credential_grace_seconds * MS_PER_S
         self._position: int | None = None  # the observed event's (see observe)
+        self._origin: int | None = None  # the judged call's own record's (see _drain)
         # Findings forgotten with their key (expired, grace passed): still findings. Offline
         # they are printed at the end; the stream publishes them and then lets them go.
         self.retired: dict[str, dict[str, Any]] = {}
@@ -227,7 +236,7 @@ class Detector:
         tells the same message read again after a restart from a duplicate delivery (see
         ``_counted_here``).
         """
-        self._position = position
+        self._position = self._origin = position
         changed: list[str] = []
         watermark = self.state.partition_clock.get(WATERMARK, 0)
         if not (isinstance(event, ApiCall) and event.is_derived_session):
@@ -322,7 +331,7 @@ class Detector:
                 return
             queue = []
         before = queue[0][_TIME] + self._grace_ms if queue else None
-        queue.append(_call_to_json(call))
+        queue.append([*_call_to_json(call), self._position])
         queue.sort(key=_queue_order)
         self.counters.calls_pending += 1
         self.state.pending_calls[instance_key] = queue
@@ -351,11 +360,15 @@ class Detector:
             due = watermark is None or call.event_time + self._grace_ms <= watermark
             if credential is None and not (due or overfull):
                 break
-            queue.pop(0)
+            # Its own record's position: the offending id is stamped with it, so a restart that
+            # judges the call at its own record, not at the later one that ended its wait, tells
+            # this message read again from a duplicate (see _counted_here).
+            self._origin = _origin_of(queue.pop(0), self._position)
             if credential is not None:
                 self._judge(call, credential, changed)
             else:
                 self._judge_unissued(call, changed)
+            self._origin = self._position
         if queue:
             self.state.pending_calls[instance_key] = queue
             index.move(instance_key, before, queue[0][_TIME] + self._grace_ms)
@@ -808,15 +821,17 @@ class Detector:
             return False  # read again after a restart: the finding counted it, or rightly not
         if seen is None:
             return True
-        # Seen: at this very position (its count lost with the aggregate's write), or another
-        # message's copy of the record (a duplicate: not counted again).
-        return isinstance(seen, list) and seen[1] == position
+        # Seen: from this very message, the position of the call's own record (its count lost
+        # with the aggregate's write; a call that waited is stamped with its record's position,
+        # not the later one that judged it), or another message's copy of the record (a
+        # duplicate: not counted again).
+        return isinstance(seen, list) and seen[1] == self._origin
 
     def _remember_offending_id(self, call: ApiCall, credential: dict) -> None:
         expiry = credential.get("expiration") or call.event_time + INSTANCE_CREDENTIAL_MAX_MS
         forget_at = max(expiry, call.event_time) + OFFENDING_ID_KEPT_MS
         self.state.offending_event_ids[call.dedupe_id] = (
-            forget_at if self._position is None else [forget_at, self._position])
+            forget_at if self._position is None else [forget_at, self._origin])
         span = self.state.partition_clock.get(SEEN_SPAN) or [0, 0, 0]
         key = f"{SEEN_LOG}{span[1]}"
         chunk = self.state.partition_clock.get(key) or []
