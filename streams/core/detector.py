@@ -77,7 +77,9 @@ IDLE_CHUNK = 8
 RELEASED_KEPT_MS = OFFENDING_ID_KEPT_MS
 RELEASED_LOG = "released_log/"
 RELEASED_SPAN = "released_span"
-RELEASED_ALLOCATION = "released:alloc:"  # + allocation id → its address, kept as long
+# + allocation id → [its address, release time], kept as long (the release's shape: a version
+# that knows only released addresses forgets these as it forgets those)
+RELEASED_ALLOCATION = "released:alloc:"
 
 
 @dataclass
@@ -575,8 +577,7 @@ class Detector:
                     network["alloc:" + allocation] = ip
             ips = list(change.public_ips)
             for allocation in change.allocation_ids:
-                ip = network.get("alloc:" + allocation) or network.get(
-                    RELEASED_ALLOCATION + allocation)
+                ip = self._allocated_ip(allocation)
                 if ip:
                     ips.append(ip)
             for ip in ips:
@@ -661,8 +662,7 @@ class Detector:
         log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
         freed = []
         for allocation in allocations:
-            ip = network.get("alloc:" + allocation) or network.get(
-                RELEASED_ALLOCATION + allocation)
+            ip = self._allocated_ip(allocation)
             if ip is not None:
                 freed.append((allocation, ip))
                 ips.append(ip)
@@ -677,13 +677,22 @@ class Detector:
             if "alloc:" + allocation in network:
                 # Kept as released, as long as the release: an association read again after
                 # it (a restart's re-read) still finds the address it names.
-                network[RELEASED_ALLOCATION + allocation] = ip
+                network[RELEASED_ALLOCATION + allocation] = [ip, change.event_time]
                 log.append(RELEASED_ALLOCATION + allocation,
                            change.event_time + RELEASED_KEPT_MS)
                 del network["alloc:" + allocation]
         for gateway in gateways:
             if "nat:" + gateway in network:
                 del network["nat:" + gateway]
+
+    def _allocated_ip(self, allocation: str) -> str | None:
+        """The address of an allocation, held or released."""
+        network = self.state.address_to_account
+        ip = network.get("alloc:" + allocation)
+        if ip is None:
+            released = network.get(RELEASED_ALLOCATION + allocation)
+            ip = released[0] if released is not None else None
+        return ip
 
     def _released_since(self, ip: str, account: str, event_time: int) -> bool:
         """Whether ``account`` released ``ip`` after ``event_time``: a change from before the
@@ -695,11 +704,8 @@ class Detector:
         log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
         network = self.state.address_to_account
         for key, at in log.due(watermark):
-            released = network.get(key)
-            if key.startswith(RELEASED_ALLOCATION):
-                if released is not None:  # an allocation id is never given out again
-                    del network[key]
-            elif released is not None and released[1] + RELEASED_KEPT_MS == at:
+            released = network.get(key)  # an address's or an allocation's: [_, when]
+            if released is not None and released[1] + RELEASED_KEPT_MS == at:
                 del network[key]
 
     def _hold_eips(self, instance_key: str, instance: dict, ips: list[str]) -> None:
