@@ -77,6 +77,9 @@ IDLE_CHUNK = 8
 RELEASED_KEPT_MS = OFFENDING_ID_KEPT_MS
 RELEASED_LOG = "released_log/"
 RELEASED_SPAN = "released_span"
+# + allocation id → [its address, release time], kept as long (the release's shape: a version
+# that knows only released addresses forgets these as it forgets those)
+RELEASED_ALLOCATION = "released:alloc:"
 
 
 @dataclass
@@ -115,15 +118,23 @@ def _call_to_json(call: ApiCall) -> list:
 
 
 def _call_from_json(values: list) -> ApiCall:
-    call = ApiCall(*values)  # values written before a field was added take its default
+    # Values written before a field was added take its default; after the fields, the position
+    # of the call's own record (None offline; absent in values written before it was kept).
+    call = ApiCall(*values[:_FIELDS])
     if isinstance(call.derivation, list):
         call = replace(call, derivation=Derivation(*call.derivation))
     return call
 
 
+_FIELDS = len(ApiCall.__slots__)
 _ID = ApiCall.__slots__.index("event_id")
 _DERIVATION = ApiCall.__slots__.index("derivation")
 _TIME = ApiCall.__slots__.index("event_time")
+
+
+def _origin_of(values: list, position: int | None) -> int | None:
+    """The position of a waiting call's own record (``position`` if not kept)."""
+    return values[_FIELDS] if len(values) > _FIELDS else position
 
 
 def _queue_order(values: list) -> tuple:
@@ -210,6 +221,7 @@ class Detector:
         self._grace_ms = config.late_arrival_grace_seconds * MS_PER_S
         self._keep_ms = config.credential_grace_seconds * MS_PER_S
         self._position: int | None = None  # the observed event's (see observe)
+        self._origin: int | None = None  # the judged call's own record's (see _drain)
         # Findings forgotten with their key (expired, grace passed): still findings. Offline
         # they are printed at the end; the stream publishes them and then lets them go.
         self.retired: dict[str, dict[str, Any]] = {}
@@ -226,7 +238,7 @@ class Detector:
         tells the same message read again after a restart from a duplicate delivery (see
         ``_counted_here``).
         """
-        self._position = position
+        self._position = self._origin = position
         changed: list[str] = []
         watermark = self.state.partition_clock.get(WATERMARK, 0)
         if not (isinstance(event, ApiCall) and event.is_derived_session):
@@ -321,7 +333,7 @@ class Detector:
                 return
             queue = []
         before = queue[0][_TIME] + self._grace_ms if queue else None
-        queue.append(_call_to_json(call))
+        queue.append([*_call_to_json(call), self._position])
         queue.sort(key=_queue_order)
         self.counters.calls_pending += 1
         self.state.pending_calls[instance_key] = queue
@@ -350,11 +362,15 @@ class Detector:
             due = watermark is None or call.event_time + self._grace_ms <= watermark
             if credential is None and not (due or overfull):
                 break
-            queue.pop(0)
+            # Its own record's position: the offending id is stamped with it, so a restart that
+            # judges the call at its own record, not at the later one that ended its wait, tells
+            # this message read again from a duplicate (see _counted_here).
+            self._origin = _origin_of(queue.pop(0), self._position)
             if credential is not None:
                 self._judge(call, credential, changed)
             else:
                 self._judge_unissued(call, changed)
+            self._origin = self._position
         if queue:
             self.state.pending_calls[instance_key] = queue
             index.move(instance_key, before, queue[0][_TIME] + self._grace_ms)
@@ -557,12 +573,18 @@ class Detector:
             self._record_gateway(change)
         if change.event_name in ("AllocateAddress", "AssociateAddress", "CreateNatGateway"):
             for allocation, ip in change.allocations:
-                network["alloc:" + allocation] = ip
+                if not self._released_since(ip, account, change.event_time):
+                    network["alloc:" + allocation] = ip
             ips = list(change.public_ips)
-            ips += [network["alloc:" + a] for a in change.allocation_ids
-                    if network.get("alloc:" + a)]
+            for allocation in change.allocation_ids:
+                ip = self._allocated_ip(allocation)
+                if ip:
+                    ips.append(ip)
             for ip in ips:
-                network["ip:" + ip] = account
+                # Read again after its release (a restart re-reads what it had not committed,
+                # the release already in this table): the holding is over, the instance had it.
+                if not self._released_since(ip, account, change.event_time):
+                    network["ip:" + ip] = account
             if change.event_name == "AssociateAddress":
                 # An elastic IP associated with a tracked instance is proven its own.
                 for instance_id in change.instance_ids:
@@ -631,29 +653,58 @@ class Detector:
         network = self.state.address_to_account
         ips = list(change.public_ips) if change.event_name == "ReleaseAddress" else []
         allocations = list(change.allocation_ids) if change.event_name == "ReleaseAddress" else []
-        for gateway in change.nat_gateway_ids if change.event_name == "DeleteNatGateway" else ():
+        gateways = change.nat_gateway_ids if change.event_name == "DeleteNatGateway" else ()
+        for gateway in gateways:
             allocations += network.get("nat:" + gateway) or []
-            if "nat:" + gateway in network:
-                del network["nat:" + gateway]
+        # Each fact written before what it replaces is deleted, and a release read again finds
+        # its addresses still: after a worker's kill this table can hold any prefix of these
+        # writes, and the release, re-read, completes it.
+        log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
+        freed = []
         for allocation in allocations:
-            ip = network.get("alloc:" + allocation)
+            ip = self._allocated_ip(allocation)
             if ip is not None:
-                del network["alloc:" + allocation]
+                freed.append((allocation, ip))
                 ips.append(ip)
         for ip in ips:
             # Only the account's own: another account may hold the address since (two trails'
             # records need not come in the order they happened).
             if network.get("ip:" + ip) == change.account_id:
-                del network["ip:" + ip]
                 network["released:" + ip] = [change.account_id, change.event_time]
-                _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN).append(
-                    "released:" + ip, change.event_time + RELEASED_KEPT_MS)
+                log.append("released:" + ip, change.event_time + RELEASED_KEPT_MS)
+                del network["ip:" + ip]
+        for allocation, ip in freed:
+            if "alloc:" + allocation in network:
+                # Kept as released, as long as the release: an association read again after
+                # it (a restart's re-read) still finds the address it names.
+                network[RELEASED_ALLOCATION + allocation] = [ip, change.event_time]
+                log.append(RELEASED_ALLOCATION + allocation,
+                           change.event_time + RELEASED_KEPT_MS)
+                del network["alloc:" + allocation]
+        for gateway in gateways:
+            if "nat:" + gateway in network:
+                del network["nat:" + gateway]
+
+    def _allocated_ip(self, allocation: str) -> str | None:
+        """The address of an allocation, held or released."""
+        network = self.state.address_to_account
+        ip = network.get("alloc:" + allocation)
+        if ip is None:
+            released = network.get(RELEASED_ALLOCATION + allocation)
+            ip = released[0] if released is not None else None
+        return ip
+
+    def _released_since(self, ip: str, account: str, event_time: int) -> bool:
+        """Whether ``account`` released ``ip`` after ``event_time``: a change from before the
+        release, read after it, names a holding that is over."""
+        released = self.state.address_to_account.get("released:" + ip)
+        return released is not None and released[0] == account and event_time < released[1]
 
     def _expire_releases(self, watermark: int) -> None:
         log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
         network = self.state.address_to_account
         for key, at in log.due(watermark):
-            released = network.get(key)
+            released = network.get(key)  # an address's or an allocation's: [_, when]
             if released is not None and released[1] + RELEASED_KEPT_MS == at:
                 del network[key]
 
@@ -677,9 +728,10 @@ class Detector:
         was the account's; made after, the address is no longer the instance's, not even to
         learn first (its next holder is a stranger)."""
         ip = call.source_ip
-        if learned == owner or (ip not in (instance.get("eips") or ())
-                                and ip not in (instance.get("released") or ())):
+        if learned == owner:
             return learned
+        # Asked whatever the instance holds: after a worker's kill the instance's table can
+        # lack what the address table's release says it had (each table keeps its own prefix).
         released = self.state.address_to_account.get("released:" + ip)
         if released is not None and call.event_time < released[1]:
             return released[0]
@@ -775,15 +827,17 @@ class Detector:
             return False  # read again after a restart: the finding counted it, or rightly not
         if seen is None:
             return True
-        # Seen: at this very position (its count lost with the aggregate's write), or another
-        # message's copy of the record (a duplicate: not counted again).
-        return isinstance(seen, list) and seen[1] == position
+        # Seen: from this very message, the position of the call's own record (its count lost
+        # with the aggregate's write; a call that waited is stamped with its record's position,
+        # not the later one that judged it), or another message's copy of the record (a
+        # duplicate: not counted again).
+        return isinstance(seen, list) and seen[1] == self._origin
 
     def _remember_offending_id(self, call: ApiCall, credential: dict) -> None:
         expiry = credential.get("expiration") or call.event_time + INSTANCE_CREDENTIAL_MAX_MS
         forget_at = max(expiry, call.event_time) + OFFENDING_ID_KEPT_MS
         self.state.offending_event_ids[call.dedupe_id] = (
-            forget_at if self._position is None else [forget_at, self._position])
+            forget_at if self._position is None else [forget_at, self._origin])
         span = self.state.partition_clock.get(SEEN_SPAN) or [0, 0, 0]
         key = f"{SEEN_LOG}{span[1]}"
         chunk = self.state.partition_clock.get(key) or []
