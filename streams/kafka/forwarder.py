@@ -4,6 +4,7 @@ partition (``routing``), timestamped with its eventTime, sorted within a file by
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
@@ -30,6 +31,7 @@ from streams.kafka.settings import KafkaSettings
 from streams.sources.files import BadLine, Item, Lines, Record
 
 SORT_CHUNK = 50_000  # records sorted together at most (one CloudTrail file is far fewer)
+_GC_THRESHOLD = 50_000  # the collector's first-generation threshold while forwarding
 
 
 @dataclass
@@ -414,7 +416,25 @@ def forward(items: Iterable[Item], settings: KafkaSettings, topic: str, partitio
             if progress is not None:
                 progress.update(len(batch))
 
-    for message in messages(counted(sorted_batches(items, stats)), partitions, batch_records):
+    # The loop makes many short-lived objects and few cycles: at the collector's default
+    # thresholds (700 allocations) it spent about a tenth of its time collecting. Restored after.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(_GC_THRESHOLD, *thresholds[1:])
+    try:
+        _produce_all(producer, messages(counted(sorted_batches(items, stats)), partitions,
+                                        batch_records), topic, delivered, stats)
+    finally:
+        gc.set_threshold(*thresholds)
+    remaining = producer.flush(120)
+    if remaining:
+        stats.failed += remaining
+        stats.first_failure = stats.first_failure or f"{remaining} messages not delivered in 120 s"
+    return stats
+
+
+def _produce_all(producer: Producer, outgoing: Iterable[Message], topic: str, delivered,
+                 stats: ForwardStats) -> None:
+    for message in outgoing:
         kwargs = {"partition": message.partition} if message.partition is not None else {}
         if message.headers:
             kwargs["headers"] = message.headers
@@ -431,8 +451,3 @@ def forward(items: Iterable[Item], settings: KafkaSettings, topic: str, partitio
                 break
         stats.messages += 1
         producer.poll(0)
-    remaining = producer.flush(120)
-    if remaining:
-        stats.failed += remaining
-        stats.first_failure = stats.first_failure or f"{remaining} messages not delivered in 120 s"
-    return stats
