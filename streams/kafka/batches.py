@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
-from itertools import accumulate, repeat
-from operator import add, contains
+from itertools import accumulate
+from operator import add
 from typing import NamedTuple
 
 # On the broadcast copies of a call that also changes addresses: apply the change only.
@@ -100,8 +100,8 @@ class Batcher:
         batch = self.open.get(partition)
         if batch is None:
             batch = self.open[partition] = _Open()
-        if any(map(contains, payloads, repeat(b"\n"))):  # a record written over several lines
-            payloads = [as_line(payload) for payload in payloads]
+        # A record written over several lines becomes one line in ``_message`` (the same
+        # length: its newlines become spaces), where the batch's bytes are read anyway.
         count = len(payloads)
         # bound[k]: bytes of payloads[:k] with their newlines, minus one (strictly increasing).
         cumulative = list(accumulate(map(len, payloads), initial=0))
@@ -171,4 +171,7 @@ class Batcher:
 
 
 def _message(partition: int, lines: list[bytes], low: int | None) -> Message:
-    return Message(None, b"\n".join(lines), partition, low or 0, BATCHED)
+    value = b"\n".join(lines)
+    if value.count(b"\n") != len(lines) - 1:  # a record held line breaks: as_line, each
+        value = b"\n".join(map(as_line, lines))
+    return Message(None, value, partition, low or 0, BATCHED)
