@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 MS_PER_S = 1000
 # The instants ``format_time`` can write (years 1 to 9999 in UTC); a time outside is no event's.
@@ -20,6 +21,11 @@ def parse_time(value: object) -> int:
     """``2023-07-10T11:57:22Z`` (fractions and offsets allowed) → epoch milliseconds."""
     if not isinstance(value, str) or not value:
         raise BadTime(f"not a timestamp: {value!r}")
+    return _parse_time_text(value)
+
+
+@lru_cache(maxsize=4096)  # CloudTrail's times are to the second: many records share one
+def _parse_time_text(value: str) -> int:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
