@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -393,6 +394,7 @@ def minted_key(record: Any) -> str | None:
     return _str(_obj(_obj(record.get("responseElements")).get("credentials")).get("accessKeyId"))
 
 
+@lru_cache(maxsize=65536)  # an address's spelling is rebuilt by ipaddress in Python; they recur
 def canonical_source(source: str) -> str:
     """One spelling per address (IPv6 has many), so equal addresses compare equal."""
     ip = parse_ip(source)

@@ -4,7 +4,10 @@ bound for one partition; a broadcast copy that only changes addresses is marked 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import accumulate
+from operator import add
 from typing import NamedTuple
 
 # On the broadcast copies of a call that also changes addresses: apply the change only.
@@ -88,16 +91,55 @@ class Batcher:
         self.extend(partition, [payload], [time_ms])
 
     def extend(self, partition: int, payloads: list[bytes], times: list[int | None]) -> None:
-        """Add records bound for one partition, in order (a loop over locals: the forwarder
-        runs it for every record)."""
+        """Add records bound for one partition, in order. The forwarder runs it for every
+        record: where the run's times cannot close a batch by span, the cuts by count and
+        bytes are found by bisection over the cumulative sizes, not record by record; the
+        result is ``_extend_each``'s, the rule stated one record at a time."""
+        if len(payloads) != len(times):
+            raise ValueError("extend: as many times as payloads")
         batch = self.open.get(partition)
         if batch is None:
             batch = self.open[partition] = _Open()
+        # A record written over several lines becomes one line in ``_message`` (the same
+        # length: its newlines become spaces), where the batch's bytes are read anyway.
+        count = len(payloads)
+        # bound[k]: bytes of payloads[:k] with their newlines, minus one (strictly increasing).
+        cumulative = list(accumulate(map(len, payloads), initial=0))
+        bound = list(map(add, cumulative, range(-1, count)))
+        max_records, max_bytes, span = self.max_records, self.max_bytes, self.max_span_ms
+        start = 0
+        while start < count:
+            lines = batch.lines
+            held = len(lines)
+            # Records start.. fit by bytes while size + their bytes (newlines but the last's)
+            # stays within max_bytes, and by count up to max_records.
+            limit = max_bytes - batch.size + cumulative[start] + start
+            end = min(bisect_right(bound, limit, start) - 1, start + max_records - held)
+            if not held and end <= start:
+                end = start + 1  # an empty batch takes its first record whatever its size
+            end = max(end, start)
+            timed = [t for t in times[start:end] if t is not None]
+            if batch.low is not None:
+                timed += (batch.low, batch.high)
+            if not timed or max(timed) - min(timed) <= span:  # no close by span in the run
+                lines += payloads[start:end]
+                batch.size += cumulative[end] - cumulative[start] + (end - start)
+                if timed:
+                    batch.low, batch.high = min(timed), max(timed)
+                if end < count:  # the next record does not fit: this batch is done
+                    self._closed.append(_message(partition, lines, batch.low))
+                    batch.lines, batch.size, batch.low, batch.high = [], 0, None, None
+                start = end
+                continue
+            # The span closes a batch somewhere in the run: one record at a time.
+            self._extend_each(partition, batch, payloads[start:end], times[start:end])
+            start = end
+
+    def _extend_each(self, partition: int, batch: _Open, payloads: list[bytes],
+                     times: list[int | None]) -> None:
         lines, size, low, high = batch.lines, batch.size, batch.low, batch.high
         max_records, max_bytes, span = self.max_records, self.max_bytes, self.max_span_ms
         for payload, time_ms in zip(payloads, times, strict=True):
-            if b"\n" in payload:  # a record written over several lines
-                payload = as_line(payload)
             length = len(payload)
             # A record with no valid time fits anywhere: the worker rejects it.
             if lines and (len(lines) >= max_records or size + length > max_bytes or (
@@ -129,4 +171,7 @@ class Batcher:
 
 
 def _message(partition: int, lines: list[bytes], low: int | None) -> Message:
-    return Message(None, b"\n".join(lines), partition, low or 0, BATCHED)
+    value = b"\n".join(lines)
+    if value.count(b"\n") != len(lines) - 1:  # a record held line breaks: as_line, each
+        value = b"\n".join(map(as_line, lines))
+    return Message(None, value, partition, low or 0, BATCHED)

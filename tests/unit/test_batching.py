@@ -18,7 +18,9 @@ from streams.kafka.batches import (
     BATCH_FORMAT,
     BATCH_HEADER,
     BATCH_SPAN_MS,
+    BATCHED,
     NETWORK_ONLY_HEADER,
+    Batcher,
     Message,
 )
 from streams.kafka.forwarder import ForwardStats, messages, sorted_batches
@@ -145,6 +147,62 @@ def test_batches_close_at_their_count_size_and_time_span():
         assert last - first <= BATCH_SPAN_MS / 1000
         assert m.timestamp == 1704067200000 + first * 1000  # its earliest record
     assert len(spread) == 8  # four records a minute apart, inclusive
+
+
+def _batches_one_by_one(runs, max_records, max_bytes, span):
+    """Batcher's rule stated one record at a time (what ``Batcher.extend`` did before it cut
+    runs by bisection): close before a record when the batch holds max_records, the record
+    would take it past max_bytes, or its time is more than span from the batch's earliest or
+    latest."""
+    open_: dict = {}
+    out = []
+    for partition, payloads, times in runs:
+        lines, size, low, high = open_.get(partition, ([], 0, None, None))
+        for payload, time_ms in zip(payloads, times, strict=True):
+            payload = payload.replace(b"\n", b" ")
+            if lines and (len(lines) >= max_records or size + len(payload) > max_bytes or (
+                    time_ms is not None and low is not None
+                    and (time_ms - low > span or high - time_ms > span))):
+                out.append(Message(None, b"\n".join(lines), partition, low or 0, BATCHED))
+                lines, size, low, high = [], 0, None, None
+            lines.append(payload)
+            size += len(payload) + 1
+            if time_ms is not None:
+                low = time_ms if low is None else min(low, time_ms)
+                high = time_ms if high is None else max(high, time_ms)
+        open_[partition] = (lines, size, low, high)
+    for partition in sorted(open_):
+        lines, _, low, _ = open_[partition]
+        if lines:
+            out.append(Message(None, b"\n".join(lines), partition, low or 0, BATCHED))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_batcher_cuts_as_the_rule_one_record_at_a_time(seed):
+    rng = random.Random(seed)
+    max_records, max_bytes, span = rng.choice([(1, 50, 5), (3, 40, 10), (5, 200, 30),
+                                               (500, 900, 60), (4, 10_000, 1_000)])
+    runs = []
+    clock = rng.randrange(1000)
+    for _ in range(rng.randrange(1, 12)):
+        size = rng.randrange(0, 60)
+        payloads = [bytes([97 + rng.randrange(3)]) * rng.choice([0, 1, rng.randrange(50), 120])
+                    + (b"\n" if rng.random() < 0.05 else b"") for _ in range(size)]
+        times = []
+        for _ in range(size):
+            clock += rng.choice([0, 0, 1, 2, 7, -3, 40, -50])
+            times.append(None if rng.random() < 0.1 else clock)
+        if rng.random() < 0.3:
+            times.sort(key=lambda t: -1 if t is None else t)
+        runs.append((rng.randrange(3), payloads, times))
+    batcher = Batcher(max_records, max_bytes, span)
+    got = []
+    for partition, payloads, times in runs:
+        batcher.extend(partition, payloads, times)
+        got += batcher.closed()
+    got += list(batcher.flush())
+    assert got == _batches_one_by_one(runs, max_records, max_bytes, span)
 
 
 def test_a_record_with_line_breaks_travels_as_one_line():

@@ -197,3 +197,34 @@ def test_unknown_expiration_is_none_not_a_guess():
 ])
 def test_prefilter_reads_event_names_and_instance_arns(raw, matters):
     assert may_matter(raw) is matters
+
+
+def test_usual_expirations_read_as_strptime_reads_them():
+    import random
+    from datetime import UTC, datetime
+
+    from streams.core.times import _EXPIRATION_FORMATS, _usual_expiration
+
+    def by_strptime(value: str) -> int | None:
+        for fmt in _EXPIRATION_FORMATS:
+            try:
+                return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp() * 1000)
+            except (ValueError, OverflowError):
+                continue
+        return None
+
+    rng = random.Random(5)
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec", "Foo", "mar"]
+    values = ["Jul 10, 2023, 6:30:22 PM", "Jan 1, 2024, 12:00:00 AM", "Jan 1, 2024 12:59:59 PM",
+              "Feb 29, 2024, 1:00:00 AM", "Feb 29, 2023, 1:00:00 AM", "Dec 31, 9999, 11:59:59 PM",
+              "Jan 1, 0001, 12:00:00 AM", "Jan 1, 0000, 1:00:00 AM", "Mar 01, 2024, 01:02:03 am"]
+    for _ in range(3000):
+        values.append(f"{rng.choice(months)} {rng.randrange(0, 40)}, {rng.randrange(1990, 2040)}"
+                      f"{rng.choice([',', ''])} {rng.randrange(0, 15)}:{rng.randrange(0, 70):02d}:"
+                      f"{rng.randrange(0, 65):02d} {rng.choice(['AM', 'PM', 'XM'])}")
+    for value in values:
+        usual = _usual_expiration(value)
+        if usual is not None:
+            assert usual == by_strptime(value), value
+        assert parse_expiration(value) == by_strptime(value), value
