@@ -28,10 +28,11 @@ import msgspec
 from bench import harness
 from bench.generator import BASE_EPOCH, credential, ids_for, issuances, sized, theft_record
 from bench.harness import log
+from streams.app.state import STATE_TABLE, Section
 from streams.core.detector import DetectorState
 
-# DetectorState field → Faust table name: the same since the fields are named as the tables
-# (streams/app/wiring.py builds one table per field).
+# The core's tables, by DetectorState field: sections of the worker's one table, each under its
+# field's name (streams/app/state.py).
 TABLES = {f.name: f.name for f in fields(DetectorState)}
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -90,11 +91,11 @@ def write_changelog(deployment: harness.Deployment, count: int, seed: int) -> di
     # Faust's producer does not compress (producer_compression_type: None): neither does this.
     producer = harness.Producer({**deployment.settings.confluent(), "linger.ms": 20,
                                  "batch.size": 1_000_000, "acks": "all"})
-    # DetectorState's fields are named as the worker's tables (streams/app/wiring.py).
-    tables = {f.name: ChangelogTable(producer, f"{deployment.app_id}-{f.name}-changelog")
-              for f in fields(DetectorState)}
-    detector = Detector(loaded.detection, load_aws_ranges(loaded.detection),
-                        DetectorState(**tables))
+    # DetectorState's fields are sections of the worker's one core table (streams/app/state.py).
+    tables = {STATE_TABLE: ChangelogTable(producer,
+                                          f"{deployment.app_id}-{STATE_TABLE}-changelog")}
+    detector = Detector(loaded.detection, load_aws_ranges(loaded.detection), DetectorState(
+        **{f.name: Section(tables[STATE_TABLE], f.name) for f in fields(DetectorState)}))
     for _, raw in issuances(count, seed=seed):
         issuance = decode(raw)
         detector.track_issuance(issuance)

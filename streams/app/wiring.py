@@ -21,6 +21,7 @@ from streams.app.fetching import Transport
 from streams.app.readiness import ConsumerProgress, Progress
 from streams.app.responses import ResponseNotes
 from streams.app.restore import bulk_restoring_tables
+from streams.app.state import STATE_TABLE, Section
 from streams.aws.ipranges import load_aws_ranges, snapshot_age_seconds
 from streams.config.loader import Config
 from streams.core.detector import Detector, DetectorState
@@ -66,6 +67,8 @@ RESOLVED_HEADER = "exfilguard-lineage-resolved"
 MINTED_HEADER = "exfilguard-lineage-minted"
 
 
+# The core's tables (DetectorState's fields), each a section of STATE_TABLE; before, each a
+# Faust table of its own under its name (read through while kafka.legacy_tables is on).
 TABLES = {
     "instance_credentials": "access key → instance, role, expiry",
     "instance_to_addresses": "account/instance → learned addresses, keys",
@@ -200,8 +203,13 @@ def create_app(loaded: Config) -> faust.App:
         return app.Table(name, partitions=partitions, key_type=str, value_type=None,
                          help=help_text, options=rocksdb)
 
-    # One Faust table per DetectorState field, under the field's own name.
-    state = DetectorState(**{name: table(name, help_text) for name, help_text in TABLES.items()})
+    # The core's tables in one Faust table, so a record's writes reach one changelog in order
+    # (streams/app/state.py); the tables each field had to itself before are read through.
+    core_state = table(STATE_TABLE, "<table>/<key> → value, for each of the core's tables")
+    legacy = ({name: table(name, text) for name, text in TABLES.items()}
+              if kafka.legacy_tables else {})
+    state = DetectorState(**{name: Section(core_state, name, legacy.get(name))
+                             for name in TABLES})
     # Wall-clock, outside the core: when this job first emitted each finding (epoch ms).
     first_emitted = table("finding_first_emitted", "finding id → wall-clock ms first emitted")
     key_lineage, lineage_parked = (table(name, text) for name, text in LINEAGE_TABLES.items())

@@ -1,4 +1,5 @@
-"""``exfilguard worker``: the Faust stream job (the same as ``faust -A streams.app worker``)."""
+"""``exfilguard worker``: the Faust stream job (what ``faust -A streams.app worker`` runs; here also
+the local tables of a worker that did not stop cleanly are restored from their changelogs)."""
 
 from __future__ import annotations
 
@@ -50,10 +51,18 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from faust.worker import Worker
 
+    from streams.app.state import mark_stopped, wipe_if_unclean
     from streams.app.wiring import create_app
 
     app = create_app(loaded)
     app.finalize()
+    wipe_if_unclean(loaded.kafka.data_dir, str(app.conf.tabledir))
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
-    worker.execute_from_commandline()  # returns when the worker is stopped (SIGTERM, SIGINT)
+    try:
+        worker.execute_from_commandline()  # exits when the worker is stopped (SIGTERM, SIGINT)
+    except SystemExit as stopped:
+        if stopped.code in (0, None) and worker.crash_reason is None:
+            mark_stopped(loaded.kafka.data_dir)
+        raise
+    mark_stopped(loaded.kafka.data_dir)
     return 0

@@ -51,6 +51,10 @@ class KafkaSettings:
     # partitions): two write buffers of this many MiB and a block cache of that many. Faust's
     # defaults (3 x 64 MiB and 2 GiB, each) let a worker's memory grow with its writes until
     # the pod's limit kills it.
+    # The core's tables share one changelog (streams/app/state.py); before, each had its own.
+    # On, those older tables are read where the shared one has no key, so state an earlier
+    # version wrote goes on being read; off, a fresh deployment declares no topics for them.
+    legacy_tables: bool = True
     rocksdb_write_buffer_mb: int = 2
     rocksdb_block_cache_mb: int = 4
     # /readyz turns false when an assigned partition has records waiting and the worker reads
@@ -111,7 +115,7 @@ _INT_FIELDS = {"partitions", "replication_factor", "web_port", "input_retention_
                "rocksdb_write_buffer_mb", "rocksdb_block_cache_mb"}
 
 
-_BOOL_FIELDS = {"web_live_view"}
+_BOOL_FIELDS = {"web_live_view", "legacy_tables"}
 
 
 def _boolean(name: str, value: Any) -> bool:

@@ -176,7 +176,10 @@ def test_garbage_straight_onto_the_topic_is_dead_lettered_not_fatal(deployment, 
     # Changelogs of the tables are compacted and never deleted by retention.
     admin = AdminClient({"bootstrap.servers": bootstrap})
     app_id = d.env["EXFILGUARD_APP_ID"]
-    changelog = f"{app_id}-instance_credentials-changelog"
-    resource = ConfigResource(ConfigResource.Type.TOPIC, changelog)
-    config = admin.describe_configs([resource])[resource].result()
-    assert config["cleanup.policy"].value == "compact"
+    changelogs = [topic for topic in admin.list_topics(timeout=10).topics
+                  if topic.startswith(f"{app_id}-") and topic.endswith("-changelog")]
+    assert f"{app_id}-detector_state-changelog" in changelogs  # the core's tables, one changelog
+    for changelog in changelogs:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, changelog)
+        config = admin.describe_configs([resource])[resource].result()
+        assert config["cleanup.policy"].value == "compact", changelog

@@ -41,6 +41,14 @@ def tables(data_dir: Path) -> dict[str, dict[bytes, bytes]]:
     return contents
 
 
+def credentials(contents: dict[str, dict[bytes, bytes]]) -> dict[str, dict[str, bytes]]:
+    """The instance_credentials section of the core's table, per partition: key → value."""
+    prefix = "instance_credentials/"
+    return {name: {json.loads(k)[len(prefix):]: v for k, v in keys.items()
+                   if json.loads(k).startswith(prefix)}
+            for name, keys in contents.items() if name.startswith("detector_state")}
+
+
 def test_a_worker_on_an_empty_disk_restores_its_tables_in_bulk(deployment, tmp_path):
     # Pinned below these short changelogs' length, whatever the default.
     d = deployment(partitions=2, EXFILGUARD_BULK_RESTORE_MIN_MESSAGES="50")
@@ -88,9 +96,8 @@ def test_a_worker_on_an_empty_disk_restores_its_tables_in_bulk(deployment, tmp_p
 
     # The restored credentials are the first worker's, byte for byte (the thefts changed
     # other tables only): every live key, no expired one.
-    restored, built = tables(tmp_path / "w1"), tables(tmp_path / "w0")
-    credentials = [name for name in built if name.startswith("instance_credentials")]
-    assert len(credentials) == 2
-    assert all(restored[name] == built[name] for name in credentials)
+    restored = credentials(tables(tmp_path / "w1"))
+    built = credentials(tables(tmp_path / "w0"))
+    assert len(built) == 2 and restored == built
     live = {key(n, 1 if n in REISSUED else 0) for n in range(INSTANCES)}
-    assert {json.loads(k) for name in credentials for k in restored[name]} == live
+    assert {k for keys in restored.values() for k in keys} == live
