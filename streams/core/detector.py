@@ -118,8 +118,8 @@ def _call_to_json(call: ApiCall) -> list:
 
 
 def _call_from_json(values: list) -> ApiCall:
-    # Values written before a field was added take its default; after the fields, the position
-    # of the call's own record (None offline; absent in values written before it was kept).
+    # Values written before a field was added take its default; a value after the fields (the
+    # position of the call's own record, kept by an earlier version) is not needed.
     call = ApiCall(*values[:_FIELDS])
     if isinstance(call.derivation, list):
         call = replace(call, derivation=Derivation(*call.derivation))
@@ -132,13 +132,16 @@ _DERIVATION = ApiCall.__slots__.index("derivation")
 _TIME = ApiCall.__slots__.index("event_time")
 
 
-def _origin_of(values: list, position: int | None) -> int | None:
-    """The position of a waiting call's own record (``position`` if not kept)."""
-    return values[_FIELDS] if len(values) > _FIELDS else position
-
-
 def _queue_order(values: list) -> tuple:
     return (values[_TIME], values[_ID])
+
+
+def _waits_from(values: list) -> int:
+    """When a waiting call's grace starts: its event time, or for a derived key's call that
+    reached the partition after its clock had passed that, the clock then (``{"from": ms}``
+    after the fields; an earlier version kept its record's position there)."""
+    extra = values[_FIELDS] if len(values) > _FIELDS else None
+    return extra["from"] if isinstance(extra, dict) else values[_TIME]
 
 
 class _DueIndex:
@@ -221,7 +224,6 @@ class Detector:
         self._grace_ms = config.late_arrival_grace_seconds * MS_PER_S
         self._keep_ms = config.credential_grace_seconds * MS_PER_S
         self._position: int | None = None  # the observed event's (see observe)
-        self._origin: int | None = None  # the judged call's own record's (see _drain)
         # Findings forgotten with their key (expired, grace passed): still findings. Offline
         # they are printed at the end; the stream publishes them and then lets them go.
         self.retired: dict[str, dict[str, Any]] = {}
@@ -238,7 +240,7 @@ class Detector:
         tells the same message read again after a restart from a duplicate delivery (see
         ``_counted_here``).
         """
-        self._position = self._origin = position
+        self._position = position
         changed: list[str] = []
         watermark = self.state.partition_clock.get(WATERMARK, 0)
         if not (isinstance(event, ApiCall) and event.is_derived_session):
@@ -323,21 +325,29 @@ class Detector:
             return
         instance_key = _queue_key(call)
         queue = self.state.pending_calls.get(instance_key)
+        watermark = self.state.partition_clock.get(WATERMARK, 0)
+        # A derived key's call comes from its key's partition once the key's lineage is known
+        # there, and can overtake the AssumeRole that mints it here, on a partition whose clock
+        # other records have moved on: it waits from its arrival, as the AssumeRole will come.
+        waits_from = (max(call.event_time, watermark) if call.is_derived_session
+                      else call.event_time)
         if not queue:
             credential = self.state.instance_credentials.get(call.access_key_id)
             if credential is not None:
                 self._judge(call, credential, changed)
                 return
-            if call.event_time + self._grace_ms <= self.state.partition_clock.get(WATERMARK, 0):
+            if waits_from + self._grace_ms <= watermark:
                 self._judge_unissued(call, changed)  # later than the grace: no issuance will come
                 return
             queue = []
-        before = queue[0][_TIME] + self._grace_ms if queue else None
-        queue.append([*_call_to_json(call), self._position])
+        before = _waits_from(queue[0]) + self._grace_ms if queue else None
+        entry = _call_to_json(call)
+        if waits_from != call.event_time:
+            entry.append({"from": waits_from})
+        queue.append(entry)
         queue.sort(key=_queue_order)
         self.counters.calls_pending += 1
         self.state.pending_calls[instance_key] = queue
-        watermark = self.state.partition_clock.get(WATERMARK, 0)
         self._drain(instance_key, watermark, changed, before=before)
 
     def _drain(self, instance_key: str, watermark: int | None, changed: list[str],
@@ -354,26 +364,22 @@ class Detector:
             index = _DueIndex(self.state.partition_clock)
         queue = self.state.pending_calls.get(instance_key) or []
         if before is False:
-            before = queue[0][_TIME] + self._grace_ms if queue else None
+            before = _waits_from(queue[0]) + self._grace_ms if queue else None
         while queue:
             call = _call_from_json(queue[0])
             credential = self.state.instance_credentials.get(call.access_key_id)
             overfull = len(queue) > self.config.max_pending_per_key
-            due = watermark is None or call.event_time + self._grace_ms <= watermark
+            due = watermark is None or _waits_from(queue[0]) + self._grace_ms <= watermark
             if credential is None and not (due or overfull):
                 break
-            # Its own record's position: the offending id is stamped with it, so a restart that
-            # judges the call at its own record, not at the later one that ended its wait, tells
-            # this message read again from a duplicate (see _counted_here).
-            self._origin = _origin_of(queue.pop(0), self._position)
+            queue.pop(0)
             if credential is not None:
                 self._judge(call, credential, changed)
             else:
                 self._judge_unissued(call, changed)
-            self._origin = self._position
         if queue:
             self.state.pending_calls[instance_key] = queue
-            index.move(instance_key, before, queue[0][_TIME] + self._grace_ms)
+            index.move(instance_key, before, _waits_from(queue[0]) + self._grace_ms)
         else:
             if instance_key in self.state.pending_calls:
                 del self.state.pending_calls[instance_key]
@@ -459,14 +465,15 @@ class Detector:
             # had not committed: an offending call counts once (a cross-account call's copies,
             # one per account's trail, share one sharedEventID).
             if not self._counted_here(call, existing):
+                if (self._position is not None
+                        and call.dedupe_id not in self.state.offending_event_ids):
+                    self._remember_offending_id(call, credential)  # its write cut off by a kill
                 return
-            self._remember_offending_id(call, credential)
         if self._position is not None:  # written with the count, in the one aggregate value
             for counted in (aggregate, existing):
                 if counted is not None:
                     counted["recent"] = [*(counted.get("recent") or []),
                                          call.dedupe_id][-RECENT_IDS_KEPT:]
-                    counted["last_position"] = self._position
         if existing is None and aggregate["id"] in self.retired:  # its key came back: one finding
             existing = self.retired.pop(aggregate["id"])
             self.state.finding_aggregates[aggregate["id"]] = existing
@@ -484,6 +491,8 @@ class Detector:
             self.state.finding_aggregates[aggregate["id"]] = existing
             self.counters.findings_updated += 1
             changed.append(aggregate["id"])
+        if call.event_id:  # after the count: an id kept says its count was kept too
+            self._remember_offending_id(call, credential)
 
     # -- key lineage ----------------------------------------------------------------------------
 
@@ -810,34 +819,23 @@ class Detector:
         index.save()
 
     def _counted_here(self, call: ApiCall, existing: dict | None) -> bool:
-        """Whether an offending call is to be counted now. Offline its id decides. In the
-        stream the finding's aggregate decides first: it names, written with its count, the
-        last position it counted and its last ids counted. The tables' changelogs reach Kafka
-        each on its own, so after a worker's kill -9 the ids table can hold an id whose count
-        the aggregate lost (a count short), or lack one the aggregate has (counted twice)."""
+        """Whether an offending call is to be counted now: not if its id is held. A worker
+        killed -9 keeps a prefix of the one changelog, which may end between a count and its
+        id: the finding's aggregate names, with its count, its last ids counted."""
         seen = self.state.offending_event_ids.get(call.dedupe_id)
-        position = self._position
-        if position is None:
+        if seen is not None or self._position is None:
+            # Offline its id decides. In the stream too, as the core's tables share one
+            # changelog (streams/app/state.py) and the id is written after its count: a kill
+            # that kept the id kept the count.
             return seen is None
-        aggregate = existing or {}
-        if call.dedupe_id in (aggregate.get("recent") or ()):
-            return False  # counted into this finding (a duplicate, or this message again)
-        last = aggregate.get("last_position")
-        if last is not None and position < last:
-            return False  # read again after a restart: the finding counted it, or rightly not
-        if seen is None:
-            return True
-        # Seen: from this very message, the position of the call's own record (its count lost
-        # with the aggregate's write; a call that waited is stamped with its record's position,
-        # not the later one that judged it), or another message's copy of the record (a
-        # duplicate: not counted again).
-        return isinstance(seen, list) and seen[1] == self._origin
+        # Not held: counted all the same if the kill cut off its id, the write after its count
+        # (only the last call counted can have lost it; the aggregate's last ids name it).
+        return call.dedupe_id not in ((existing or {}).get("recent") or ())
 
     def _remember_offending_id(self, call: ApiCall, credential: dict) -> None:
         expiry = credential.get("expiration") or call.event_time + INSTANCE_CREDENTIAL_MAX_MS
         forget_at = max(expiry, call.event_time) + OFFENDING_ID_KEPT_MS
-        self.state.offending_event_ids[call.dedupe_id] = (
-            forget_at if self._position is None else [forget_at, self._origin])
+        # Its expiry log first: an id kept by a kill is one that will be forgotten.
         span = self.state.partition_clock.get(SEEN_SPAN) or [0, 0, 0]
         key = f"{SEEN_LOG}{span[1]}"
         chunk = self.state.partition_clock.get(key) or []
@@ -847,6 +845,8 @@ class Detector:
             self.state.partition_clock[SEEN_SPAN] = [span[0], span[1] + 1, span[2]]
         elif SEEN_SPAN not in self.state.partition_clock:
             self.state.partition_clock[SEEN_SPAN] = span
+        self.state.offending_event_ids[call.dedupe_id] = (
+            forget_at if self._position is None else [forget_at, self._position])
 
     def _expire_offending_ids(self, watermark: int) -> None:
         """Forget offending ids past their time, a chunk at a time from the oldest; a chunk goes

@@ -146,6 +146,13 @@ def test_the_live_view_is_off_unless_the_value_turns_it_on(default_docs):
     assert env_value(container(one(docs, "StatefulSet")), "EXFILGUARD_WEB_LIVE_VIEW") == "true"
 
 
+def test_the_tables_of_earlier_versions_are_read_unless_turned_off(default_docs):
+    assert env_value(container(one(default_docs, "StatefulSet")), "EXFILGUARD_LEGACY_TABLES") \
+        == "true"
+    docs = render(set_values={"kafka.legacyTables": "false"})
+    assert env_value(container(one(docs, "StatefulSet")), "EXFILGUARD_LEGACY_TABLES") == "false"
+
+
 def test_resources_are_set_on_every_container(all_docs):
     for w in workloads(all_docs):
         resources = container(w)["resources"]

@@ -133,3 +133,35 @@ def test_a_derived_key_waiting_in_a_table_keeps_its_lineage(tmp_path):
     detector.flush()
     assert set(by_key(detector.findings())) == {ROOT_KEY, "ASIAHOP0000000000001",
                                                 "ASIAHOP0000000000002"}
+
+
+def test_a_derived_keys_calls_that_reach_the_instance_before_its_assumerole_wait_for_it():
+    """The stream's order on the instance's partition: the child key's calls come from their
+    own partition once its lineage is known there, and can overtake the AssumeRole that mints
+    it on the instance's own partition, whose clock other records have moved past the calls'
+    time and grace. They wait for the key, as `detect` (which reads the AssumeRole first) has
+    it: the thief's calls with the minted key are a finding, each counted."""
+    from streams.core.detector import Detector
+    from streams.core.records import decode
+
+    folder = ROOT / "tests" / "scenarios" / "lineage-one-hop"
+    lines = (folder / "records.jsonl").read_bytes().splitlines()
+    config = parse_config({})
+    aws = load_aws_ranges(config)
+    expected, _, _ = detect(iter_items([str(folder / "records.jsonl")]), config, aws)
+    child = "ASIAHOPONECHILDQ7XK2"
+    later = issuance(event_id="e-other", time=at(180), instance_id="i-0fedcba9876543210",
+                     access_key="ASIAOTHERINSTANCE001")  # another instance, hours later
+    arrival = [decode(lines[0]), decode(lines[1]), decode(lines[2]),
+               decode(json.dumps(later).encode()),
+               *(decode(line, frozenset({child})) for line in lines[4:]),  # overtook it
+               decode(lines[3])]
+    detector = Detector(config, aws)
+    for position, event in enumerate(arrival):
+        detector.observe(event, position=position)
+    detector.flush()
+    got = {(f["resource"]["accessKeyDetails"]["accessKeyId"], f["service"]["count"])
+           for f in detector.findings()}
+    assert got == {(f["resource"]["accessKeyDetails"]["accessKeyId"], f["service"]["count"])
+                   for f in expected}
+    assert (child, 3) in got

@@ -23,7 +23,7 @@ def stores(tmp_path, kafka: dict):
 
 def test_every_table_store_gets_the_bounded_options(tmp_path):
     made = stores(tmp_path, {})
-    assert "instance_credentials" in made and len(made) >= 10
+    assert "detector_state" in made and len(made) >= 10  # the core's, its legacy ones, lineage
     for name, store in made.items():
         options = store.rocksdb_options
         assert (options.write_buffer_size, options.max_write_buffer_number,
@@ -32,7 +32,7 @@ def test_every_table_store_gets_the_bounded_options(tmp_path):
 
 def test_the_bounds_are_configurable(tmp_path):
     options = stores(tmp_path, {"rocksdb_write_buffer_mb": 16, "rocksdb_block_cache_mb": 64}
-                     )["finding_aggregates"].rocksdb_options
+                     )["detector_state"].rocksdb_options
     assert (options.write_buffer_size, options.block_cache_size) == (16 * MIB, 64 * MIB)
 
 

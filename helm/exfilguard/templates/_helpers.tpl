@@ -239,6 +239,8 @@ app.kubernetes.io/part-of: exfilguard
   value: {{ $k.rocksdbWriteBufferMb | default 2 | int | quote }}
 - name: EXFILGUARD_ROCKSDB_BLOCK_CACHE_MB
   value: {{ $k.rocksdbBlockCacheMb | default 4 | int | quote }}
+- name: EXFILGUARD_LEGACY_TABLES
+  value: {{ ternary "true" "false" (ne $k.legacyTables false) | quote }}
 - name: EXFILGUARD_WEB_LIVE_VIEW
   value: {{ $ctx.Values.worker.liveView | default false | toString | quote }}
 - name: TMPDIR
