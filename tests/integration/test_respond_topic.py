@@ -6,14 +6,19 @@ findings topic in its encoding and stays on the worker's later versions of the f
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import boto3
 import pytest
-from test_notify_ocsf_topic import read_all
-from test_pipeline import consume_all, write_config, write_jsonl
+from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
+from confluent_kafka.admin import AdminClient
+from conftest import EXFILGUARD
+from test_pipeline import write_config, write_jsonl
 
 from streams.kafka.codec import finding_codec
 from streams.kafka.settings import load_kafka_settings
@@ -26,7 +31,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 ROLE = "stratus-red-team-ec2-steal-credentials-role"
 
 
-def test_respond_from_the_findings_topic(deployment, moto_env):
+def test_respond_from_the_findings_topic(deployment, moto_env, tmp_path):
     d = deployment(partitions=1)
     finding = json.loads((GOLDEN / "invictus-detect.jsonl").read_text())
     finding["accountId"] = "123456789012"  # moto's account: the credentials' own
@@ -42,20 +47,21 @@ def test_respond_from_the_findings_topic(deployment, moto_env):
         == "dry-run"
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []
     responses = f"{settings.topic_findings}-responses"
-    applied = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", ROLE,
-                           "--timeout", "8", "--output-topic", responses, **moto_env)
+    applied = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", ROLE,
+                                      "--output-topic", responses, **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
     # The dry run by id is written back too (what would be done); the apply comes after it.
-    [(dry_key, dry), (key, noted)] = read_all(settings.bootstrap_servers, responses)
+    [(dry_key, dry), (key, noted)] = [(m.key(), json.loads(m.value())) for m in
+                                      read_to_end(settings.bootstrap_servers, responses)]
     assert dry_key == key == finding["id"].encode()
     assert dry["service"]["additionalInfo"]["response"]["outcome"] == "dry-run"
     note = noted["service"]["additionalInfo"]["response"]
     assert (note["outcome"], note["role"], note["policyName"]) == \
         ("applied", ROLE, "AWSRevokeOlderSessions")
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == ["AWSRevokeOlderSessions"]
-    again = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", ROLE,
-                         "--timeout", "5", **moto_env)
+    again = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", ROLE,
+                                    **moto_env)
     assert again.returncode == 0 and b"0 findings in 0 batches" in again.stderr
 
 
@@ -68,11 +74,47 @@ def theft(n: int) -> dict:
                 access_key=KEY, instance_id=INSTANCE, source_ip=THIEF, account=MOTO_ACCOUNT)
 
 
+def ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end (high watermark) on ``topic`` now."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions}
+    finally:
+        consumer.close()
+
+
+def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list:
+    """Every message on ``topic`` now: each partition read from its start to the end it had
+    when the read began (no waiting for the topic to go quiet)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        bounds = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                  for p in partitions}
+        wanted = {p: high for p, (low, high) in bounds.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, bounds[p][0]) for p in wanted])
+        messages, deadline = [], time.monotonic() + timeout
+        while wanted and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None or message.error():
+                continue
+            messages.append(message)
+            if message.offset() + 1 >= wanted.get(message.partition(), 0):
+                wanted.pop(message.partition(), None)
+        assert not wanted, f"{topic} not read to its end in {timeout} s: {wanted}"
+        return messages
+    finally:
+        consumer.close()
+
+
 def latest_versions(d, settings) -> dict[str, dict]:
     """Each finding id's last message on the findings topic, decoded as its encoding says."""
     codec = finding_codec(settings, writing=False)
     latest = {}
-    for message in consume_all(settings.bootstrap_servers, settings.topic_findings):
+    for message in read_to_end(settings.bootstrap_servers, settings.topic_findings):
         latest[message.key().decode()] = codec.decode(message.value())
     return latest
 
@@ -86,8 +128,56 @@ def wait_for(d, settings, check, timeout: float = 60) -> dict:
             [finding] = found.values()
             if check(finding):
                 return finding
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"no such version in {timeout} s; the last: {finding}")
+
+
+def respond_through_the_end(d, settings, tmp_path, *args: str, timeout: float = 60,
+                            **env: str) -> subprocess.CompletedProcess:
+    """``exfilguard respond --from-topic ARGS`` until its consumer group has committed every
+    finding version now on the findings topic (each is delivered before its offset commits),
+    then stopped with SIGTERM as an operator stops it. It is stopped only once it is a member
+    of the group (so it has read from the committed offsets on, even when there is nothing new).
+    Unlike an idle ``--timeout`` it cannot stop before it has read them, and it does not wait out
+    the idle seconds."""
+    topic = settings.topic_findings
+    wanted = {p: end for p, end in ends(settings.bootstrap_servers, topic).items() if end}
+    group = f"{settings.app_id}-notify-respond"  # its default group
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+
+    def joined() -> bool:
+        [described] = admin.describe_consumer_groups([group]).values()
+        description = described.result(timeout=10)
+        return description.state == ConsumerGroupState.STABLE and bool(description.members)
+    run = tmp_path / f"respond-{uuid.uuid4().hex[:6]}"
+    command = [EXFILGUARD, "respond", "--from-topic", *args]
+    with open(f"{run}.out", "wb") as out, open(f"{run}.err", "wb") as err:
+        process = subprocess.Popen(command, env={**d.env, **env}, stdout=out, stderr=err)
+    offsets = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group,
+                        "enable.auto.commit": False})  # reads the group's offsets, never joins
+    try:
+        deadline = time.monotonic() + timeout
+        while process.poll() is None:
+            committed = offsets.committed([TopicPartition(topic, p) for p in wanted], timeout=10)
+            if all(tp.offset >= wanted[tp.partition] for tp in committed) and joined():
+                process.send_signal(signal.SIGTERM)
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                break
+            time.sleep(0.2)
+        process.wait(60)
+    finally:
+        offsets.close()
+    return subprocess.CompletedProcess(command, process.returncode,
+                                       Path(f"{run}.out").read_bytes(),
+                                       Path(f"{run}.err").read_bytes())
+
+
+def responses(settings) -> list[tuple[bytes, dict]]:
+    """The responses topic's messages now: (key, noted finding)."""
+    return [(m.key(), json.loads(m.value()))
+            for m in read_to_end(settings.bootstrap_servers, settings.topic_responses)]
 
 
 def note_of(finding: dict) -> dict | None:
@@ -112,13 +202,13 @@ def test_the_note_reaches_the_findings_topic_and_stays_on_later_versions(
     role = finding["resource"]["accessKeyDetails"]["userName"]
     iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
 
-    applied = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", role,
-                           "--timeout", "8", **moto_env)
+    applied = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", role,
+                                      **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
     assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["AWSRevokeOlderSessions"]
     # The note, on the responses topic and then, through the worker, on the findings topic:
-    [(key, noted)] = read_all(settings.bootstrap_servers, settings.topic_responses)
+    [(key, noted)] = responses(settings)
     assert key == finding["id"].encode()
     note = note_of(noted)
     assert (note["outcome"], note["applied"], note["role"]) == ("applied", True, role)
@@ -134,22 +224,24 @@ def test_the_note_reaches_the_findings_topic_and_stays_on_later_versions(
 
     # A restarted worker republishes its held findings with their notes.
     d.stop_worker(worker)
-    ends_before = len(consume_all(settings.bootstrap_servers, settings.topic_findings))
+    before = ends(settings.bootstrap_servers, settings.topic_findings)
     worker = d.start_worker(config=config)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        messages = consume_all(settings.bootstrap_servers, settings.topic_findings)
-        if len(messages) > ends_before:
-            break
-        time.sleep(1)
-    codec = finding_codec(settings, writing=False)
-    republished = [codec.decode(m.value()) for m in messages[ends_before:]]
-    assert republished and all(note_of(f) == note for f in republished)
+    while ends(settings.bootstrap_servers, settings.topic_findings) == before:
+        assert time.monotonic() < deadline, "nothing republished in 60 s"
+        time.sleep(0.25)
 
-    # The echo of the note is not answered again: the role's sessions are revoked once.
-    again = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", role,
-                         "--timeout", "5", **moto_env)
+    # The echo of the note is not answered again: the role's sessions are revoked once. This
+    # respond reads every version so far, the republished ones included.
+    again = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", role,
+                                    **moto_env)
     assert again.returncode == 0, again.stderr.decode()
     assert b"applied" not in again.stderr.split(b"responses:")[-1]
-    assert len(read_all(settings.bootstrap_servers, settings.topic_responses)) == 1
+    assert len(responses(settings)) == 1
+    # Every version since the restart (its republished ones and any after) has the note.
+    codec = finding_codec(settings, writing=False)
+    republished = [codec.decode(m.value())
+                   for m in read_to_end(settings.bootstrap_servers, settings.topic_findings)
+                   if m.offset() >= before[m.partition()]]
+    assert republished and all(note_of(f) == note for f in republished)
     d.stop_worker(worker)
