@@ -560,9 +560,11 @@ def capacity(deployment: harness.Deployment, worker: harness.Worker,
 
 def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Path],
               latency_s: float, profile: bool, repeat: int = 1,
-              pace: harness.Pace = harness.FULL_PACE) -> dict[str, Any]:
+              pace: harness.Pace = harness.FULL_PACE,
+              one_per_message: int | None = None) -> dict[str, Any]:
     log("e2e: one record per message (the format of any other producer), one worker")
-    single = routed(files, 1, batch_records=1)
+    # The first ``one_per_message`` records (messages) of the stream, or all of it.
+    single = routed(files, 1, batch_records=1)[:one_per_message]
     baseline = harness.Deployment(broker, RUN / "e2e-single", 1, "s")
     try:
         worker = baseline.start_worker("w0")
@@ -620,6 +622,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
             "one_per_message_events_per_s": (round(statistics.median([r for r in singles if r]))
                                              if any(singles) else None),
             "one_per_message_spread": spread(singles),
+            "one_per_message_events": len(single),  # one record a message
             "worker_cpu_s_per_million": round(statistics.median(
                 [d["cpu_s_per_million"] for d in drains]), 2),
             "worker_cpu_s_per_million_spread": spread([d["cpu_s_per_million"] for d in drains]),
@@ -919,6 +922,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=os.environ.get("BENCH_EVENTS"),
                         help="core records (default 1,000,000; quick 100,000; $BENCH_EVENTS)")
     parser.add_argument("--e2e-events", type=int, help="records the worker drains")
+    parser.add_argument("--one-per-message-events", type=int,
+                        help="records the worker drains one per message (default: as many as "
+                             "--e2e-events)")
     parser.add_argument("--latency-seconds", type=float,
                         help="length of each step of the latency curve (20 s, quick 5 s)")
     parser.add_argument("--credentials", type=int, default=os.environ.get("BENCH_CREDENTIALS"),
@@ -997,7 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["e2e"] = e2e_phase(broker, files[:e2e_count],
                                            files[e2e_count:2 * e2e_count],
                                            args.latency_seconds, args.profile, args.repeat,
-                                           pace)
+                                           pace, args.one_per_message_events)
             if "state" in args.phases:
                 results["state"] = state_phase(broker, args.credentials, args.fed_credentials,
                                                args.quick)

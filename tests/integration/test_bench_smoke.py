@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The smallest sizes at which every phase still measures something: the core's 20,000 records
 # hold its first finding; e2e and scaling take whole generated files (10,000 records); a latency
-# step of 1 s still injects 5 thefts.
+# step of 1 s still injects 5 thefts; the one-per-message drain takes the first 2,000 records.
 SMOKE = ["--quick", "--events", "20000", "--e2e-events", "10000", "--latency-seconds", "1",
-         "--credentials", "1000", "--fed-credentials", "500", "--scaling-events", "10000",
+         "--one-per-message-events", "2000",
+         "--credentials", "1000", "--fed-credentials", "200", "--scaling-events", "10000",
          "--repeats", "1", "--repeat", "2", "--forwarder-events", "10000",
          "--offline-records", "10000,20000"]
 
@@ -39,6 +40,7 @@ def test_a_quick_bench_run_writes_every_figure(tmp_path):
     for figure in (forwarder["events_per_s_spread"], e2e["events_per_s_spread"]):
         assert figure["runs"] == 2 and figure["min"] <= figure["median"] <= figure["max"]
     assert number(e2e["events_per_s"]) and number(e2e["one_per_message_events_per_s"])
+    assert e2e["one_per_message_events"] == 2000
     curve = e2e["latency_curve"]
     assert [step["fraction"] for step in curve] == [0.10, 0.25, 0.50, 0.65, 0.80, 0.95]
     offered = [step["offered_per_s"] for step in curve]
