@@ -6,18 +6,13 @@ findings topic in its encoding and stays on the worker's later versions of the f
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import boto3
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
-from confluent_kafka.admin import AdminClient
-from conftest import EXFILGUARD
+from conftest import read_to_end, topic_ends
 from test_pipeline import write_config, write_jsonl
 
 from streams.kafka.codec import finding_codec
@@ -31,7 +26,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 ROLE = "stratus-red-team-ec2-steal-credentials-role"
 
 
-def test_respond_from_the_findings_topic(deployment, moto_env, tmp_path):
+def test_respond_from_the_findings_topic(deployment, moto_env):
     d = deployment(partitions=1)
     finding = json.loads((GOLDEN / "invictus-detect.jsonl").read_text())
     finding["accountId"] = "123456789012"  # moto's account: the credentials' own
@@ -47,7 +42,7 @@ def test_respond_from_the_findings_topic(deployment, moto_env, tmp_path):
         == "dry-run"
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []
     responses = f"{settings.topic_findings}-responses"
-    applied = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", ROLE,
+    applied = respond_through_the_end(d, settings, "--apply", "--allow-role", ROLE,
                                       "--output-topic", responses, **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
@@ -60,7 +55,7 @@ def test_respond_from_the_findings_topic(deployment, moto_env, tmp_path):
     assert (note["outcome"], note["role"], note["policyName"]) == \
         ("applied", ROLE, "AWSRevokeOlderSessions")
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == ["AWSRevokeOlderSessions"]
-    again = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", ROLE,
+    again = respond_through_the_end(d, settings, "--apply", "--allow-role", ROLE,
                                     **moto_env)
     assert again.returncode == 0 and b"0 findings in 0 batches" in again.stderr
 
@@ -72,42 +67,6 @@ INSTANCE, KEY, THIEF = "i-0a1b2c3d4e5f60718", "ASIARESPONDNOTEQ7XK2", "45.33.32.
 def theft(n: int) -> dict:
     return call(event_id=f"respond-theft-{n:03d}", time=at(minutes=2, seconds=n),
                 access_key=KEY, instance_id=INSTANCE, source_ip=THIEF, account=MOTO_ACCOUNT)
-
-
-def ends(bootstrap: str, topic: str) -> dict[int, int]:
-    """Each partition's end (high watermark) on ``topic`` now."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}
-    finally:
-        consumer.close()
-
-
-def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list:
-    """Every message on ``topic`` now: each partition read from its start to the end it had
-    when the read began (no waiting for the topic to go quiet)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        bounds = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                  for p in partitions}
-        wanted = {p: high for p, (low, high) in bounds.items() if high > low}
-        consumer.assign([TopicPartition(topic, p, bounds[p][0]) for p in wanted])
-        messages, deadline = [], time.monotonic() + timeout
-        while wanted and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None or message.error():
-                continue
-            messages.append(message)
-            if message.offset() + 1 >= wanted.get(message.partition(), 0):
-                wanted.pop(message.partition(), None)
-        assert not wanted, f"{topic} not read to its end in {timeout} s: {wanted}"
-        return messages
-    finally:
-        consumer.close()
 
 
 def latest_versions(d, settings) -> dict[str, dict]:
@@ -132,46 +91,11 @@ def wait_for(d, settings, check, timeout: float = 60) -> dict:
     raise AssertionError(f"no such version in {timeout} s; the last: {finding}")
 
 
-def respond_through_the_end(d, settings, tmp_path, *args: str, timeout: float = 60,
-                            **env: str) -> subprocess.CompletedProcess:
-    """``exfilguard respond --from-topic ARGS`` until its consumer group has committed every
-    finding version now on the findings topic (each is delivered before its offset commits),
-    then stopped with SIGTERM as an operator stops it. It is stopped only once it is a member
-    of the group (so it has read from the committed offsets on, even when there is nothing new).
-    Unlike an idle ``--timeout`` it cannot stop before it has read them, and it does not wait out
-    the idle seconds."""
-    topic = settings.topic_findings
-    wanted = {p: end for p, end in ends(settings.bootstrap_servers, topic).items() if end}
-    group = f"{settings.app_id}-notify-respond"  # its default group
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-
-    def joined() -> bool:
-        [described] = admin.describe_consumer_groups([group]).values()
-        description = described.result(timeout=10)
-        return description.state == ConsumerGroupState.STABLE and bool(description.members)
-    run = tmp_path / f"respond-{uuid.uuid4().hex[:6]}"
-    command = [EXFILGUARD, "respond", "--from-topic", *args]
-    with open(f"{run}.out", "wb") as out, open(f"{run}.err", "wb") as err:
-        process = subprocess.Popen(command, env={**d.env, **env}, stdout=out, stderr=err)
-    offsets = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group,
-                        "enable.auto.commit": False})  # reads the group's offsets, never joins
-    try:
-        deadline = time.monotonic() + timeout
-        while process.poll() is None:
-            committed = offsets.committed([TopicPartition(topic, p) for p in wanted], timeout=10)
-            if all(tp.offset >= wanted[tp.partition] for tp in committed) and joined():
-                process.send_signal(signal.SIGTERM)
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                break
-            time.sleep(0.2)
-        process.wait(60)
-    finally:
-        offsets.close()
-    return subprocess.CompletedProcess(command, process.returncode,
-                                       Path(f"{run}.out").read_bytes(),
-                                       Path(f"{run}.err").read_bytes())
+def respond_through_the_end(d, settings, *args: str, **env: str):
+    """``respond --from-topic ARGS`` until its group has read every version now on the
+    findings topic (conftest's ``through_the_end``), in its default group."""
+    return d.through_the_end("respond", "--from-topic", *args,
+                             group=f"{settings.app_id}-notify-respond", **env)
 
 
 def responses(settings) -> list[tuple[bytes, dict]]:
@@ -202,7 +126,7 @@ def test_the_note_reaches_the_findings_topic_and_stays_on_later_versions(
     role = finding["resource"]["accessKeyDetails"]["userName"]
     iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
 
-    applied = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", role,
+    applied = respond_through_the_end(d, settings, "--apply", "--allow-role", role,
                                       **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
@@ -224,16 +148,16 @@ def test_the_note_reaches_the_findings_topic_and_stays_on_later_versions(
 
     # A restarted worker republishes its held findings with their notes.
     d.stop_worker(worker)
-    before = ends(settings.bootstrap_servers, settings.topic_findings)
+    before = topic_ends(settings.bootstrap_servers, settings.topic_findings)
     worker = d.start_worker(config=config)
     deadline = time.monotonic() + 60
-    while ends(settings.bootstrap_servers, settings.topic_findings) == before:
+    while topic_ends(settings.bootstrap_servers, settings.topic_findings) == before:
         assert time.monotonic() < deadline, "nothing republished in 60 s"
         time.sleep(0.25)
 
     # The echo of the note is not answered again: the role's sessions are revoked once. This
     # respond reads every version so far, the republished ones included.
-    again = respond_through_the_end(d, settings, tmp_path, "--apply", "--allow-role", role,
+    again = respond_through_the_end(d, settings, "--apply", "--allow-role", role,
                                     **moto_env)
     assert again.returncode == 0, again.stderr.decode()
     assert b"applied" not in again.stderr.split(b"responses:")[-1]
