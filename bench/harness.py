@@ -31,6 +31,29 @@ EXFILGUARD = str(Path(sys.executable).with_name("exfilguard"))
 from streams.kafka.batches import Message, is_batch, is_network_only, records_of  # noqa: E402
 
 
+@dataclass(frozen=True)
+class Pace:
+    """The fixed pauses of a run: how long it lets a worker, a group or a consumer settle
+    before it reads a figure, and how often it polls for "nothing changes any more". The full
+    run's are these defaults; ``--quick`` (a check of the harness, not of the figures) takes
+    QUICK_PACE's shorter ones."""
+
+    settle_poll_s: float = 1.0  # drain: between readings of the calls judged, until equal
+    drained_poll_s: float = 2.0  # capacity: between readings of the records, until equal
+    capacity_min_s: float = 5.0  # capacity: the shortest run feeding the worker
+    watcher_start_s: float = 1.0  # a FindingWatcher's consumer fetching before a measure
+    group_settle_s: float = 3.0  # scaling: the group settles, one partition each
+    started_settle_s: float = 2.0  # state: a worker started, before its RSS is read
+    writes_settle_s: float = 5.0  # state: RocksDB writes and changelog sends settle
+    recovered_settle_s: float = 3.0  # state: a worker recovered, before its RSS is read
+
+
+FULL_PACE = Pace()
+QUICK_PACE = Pace(settle_poll_s=0.5, drained_poll_s=1.0, capacity_min_s=2.5,
+                  watcher_start_s=0.5, group_settle_s=1.0, started_settle_s=0.5,
+                  writes_settle_s=1.0, recovered_settle_s=0.5)
+
+
 def log(message: str) -> None:
     """One progress line of the benchmark on stderr (stdout carries its table)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -319,7 +319,8 @@ def profile_forwarder(paths: list[str]) -> str | None:
 
 
 def drain(deployment: harness.Deployment, workers: list[harness.Worker],
-          messages: list[harness.Message], profile_seconds: float = 0) -> dict[str, Any]:
+          messages: list[harness.Message], profile_seconds: float = 0,
+          pace: harness.Pace = harness.FULL_PACE) -> dict[str, Any]:
     """Produce the messages as fast as the client takes them; the workers' sustained rate."""
     topic = deployment.settings.topic_input
     before = [w.metrics() for w in workers]
@@ -346,7 +347,8 @@ def drain(deployment: harness.Deployment, workers: list[harness.Worker],
             judged[0] = value
             return done
 
-        harness.wait_until(settled, timeout=300, every=1.0, what="calls judged")
+        harness.wait_until(settled, timeout=300, every=pace.settle_poll_s,
+                           what="calls judged")
         finished = time.monotonic() - start
     series = [(t, v - base) for t, v in sampler.total("exfilguard_records_total")]
     t10, t90 = harness.crossing(series, 0.1 * n), harness.crossing(series, 0.9 * n)
@@ -434,7 +436,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def latency(deployment: harness.Deployment, worker: harness.Worker,
             background: list[harness.Message], rate: float, seconds: float,
-            every: float = 0.2, seed: int = 424242) -> dict[str, Any]:
+            every: float = 0.2, seed: int = 424242,
+            pace: harness.Pace = harness.FULL_PACE) -> dict[str, Any]:
     """Background at ``rate``; every ``every`` s a theft with a known key; finding latency.
     Each ``seed`` its own keys: steps of a curve never meet another step's findings."""
     settings = deployment.settings
@@ -459,7 +462,7 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
     index = 0  # background messages
     injected = 0
     with harness.FindingWatcher(deployment) as watcher:
-        time.sleep(1.0)  # the watcher's consumer has its partitions
+        time.sleep(pace.watcher_start_s)  # the watcher's consumer has its partitions
         start = time.monotonic()
         next_injection = start + every / 2
         while True:
@@ -511,9 +514,10 @@ def latency(deployment: harness.Deployment, worker: harness.Worker,
 
 
 def capacity(deployment: harness.Deployment, worker: harness.Worker,
-             background: list[harness.Message], pace: float, seconds: float) -> float | None:
+             background: list[harness.Message], offered: float, seconds: float,
+             pace: harness.Pace = harness.FULL_PACE) -> float | None:
     """The worker's records/s while a producer keeps feeding it (the background, cycled, at
-    ``pace`` records/s, above what it takes): the load the latency curve's steps are fractions
+    ``offered`` records/s, above what it takes): the load the latency curve's steps are fractions
     of. The backlog is drained before it returns."""
     settings = deployment.settings
     client = harness.producer(settings)
@@ -523,7 +527,7 @@ def capacity(deployment: harness.Deployment, worker: harness.Worker,
     with harness.Sampler([worker]) as sampler:
         start = time.monotonic()
         while (now := time.monotonic()) < stop:
-            while sent < pace * (now - start):
+            while sent < offered * (now - start):
                 key, value, partition, timestamp, headers = background[index % len(background)]
                 kwargs = {"partition": partition} if partition is not None else {}
                 try:
@@ -549,19 +553,23 @@ def capacity(deployment: harness.Deployment, worker: harness.Worker,
         done, last[0] = value == last[0], value
         return done
 
-    harness.wait_until(caught_up, timeout=max(300, sent / 2000), every=2.0,
+    harness.wait_until(caught_up, timeout=max(300, sent / 2000), every=pace.drained_poll_s,
                        what="the capacity run's backlog drained")
     return rate
 
 
 def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Path],
-              latency_s: float, profile: bool, repeat: int = 1) -> dict[str, Any]:
+              latency_s: float, profile: bool, repeat: int = 1,
+              pace: harness.Pace = harness.FULL_PACE,
+              one_per_message: int | None = None) -> dict[str, Any]:
     log("e2e: one record per message (the format of any other producer), one worker")
-    single = routed(files, 1, batch_records=1)
+    # The first ``one_per_message`` records (messages) of the stream, or all of it.
+    single = routed(files, 1, batch_records=1)[:one_per_message]
     baseline = harness.Deployment(broker, RUN / "e2e-single", 1, "s")
     try:
         worker = baseline.start_worker("w0")
-        singles = [drain(baseline, [worker], single)["events_per_s"] for _ in range(repeat)]
+        singles = [drain(baseline, [worker], single, pace=pace)["events_per_s"]
+                   for _ in range(repeat)]
     finally:
         baseline.close()
     log(f"e2e: {singles} records/s one per message")
@@ -575,7 +583,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
         for run in range(repeat):
             cpu = cpu_seconds(worker.process.pid)
             drained = drain(deployment, [worker], messages,
-                            profile_seconds=15 if profile and run == 0 else 0)
+                            profile_seconds=15 if profile and run == 0 else 0, pace=pace)
             drained["cpu_s_per_million"] = ((cpu_seconds(worker.process.pid) - cpu)
                                             / drained["records"] * 1e6)
             drains.append(drained)
@@ -585,7 +593,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
         background = routed(latency_files, 1)
         no_producer = statistics.median([r for r in rates if r] or [1000])
         loaded = capacity(deployment, worker, background, 1.5 * no_producer,
-                          max(5.0, latency_s / 2))
+                          max(pace.capacity_min_s, latency_s / 2), pace=pace)
         log(f"e2e: capacity with the producer running {loaded or 0:,.0f} records/s "
             f"({no_producer:,.0f}/s draining a topic filled beforehand)")
         curve = []
@@ -593,7 +601,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
             rate = fraction * (loaded or no_producer)
             log(f"e2e: latency at {fraction:.0%}: {rate:,.0f} records/s for {latency_s:.0f} s")
             lat = latency(deployment, worker, background, rate, latency_s,
-                          seed=424242 + step)
+                          seed=424242 + step, pace=pace)
             ms = lat["latency_ms"] or {}
             curve.append({"fraction": fraction, "offered_per_s": round(rate),
                           "p50_ms": ms.get("p50"), "p99_ms": ms.get("p99"),
@@ -614,6 +622,7 @@ def e2e_phase(broker: harness.Broker, files: list[Path], latency_files: list[Pat
             "one_per_message_events_per_s": (round(statistics.median([r for r in singles if r]))
                                              if any(singles) else None),
             "one_per_message_spread": spread(singles),
+            "one_per_message_events": len(single),  # one record a message
             "worker_cpu_s_per_million": round(statistics.median(
                 [d["cpu_s_per_million"] for d in drains]), 2),
             "worker_cpu_s_per_million_spread": spread([d["cpu_s_per_million"] for d in drains]),
@@ -697,8 +706,9 @@ def state_phase(broker: harness.Broker, count: int, fed_count: int,
                 quick: bool = False) -> dict[str, Any]:
     from bench import state
 
-    fed = state.fed(broker, RUN, fed_count)
-    big = state.million(broker, RUN, count)
+    pace = harness.QUICK_PACE if quick else harness.FULL_PACE
+    fed = state.fed(broker, RUN, fed_count, pace=pace)
+    big = state.million(broker, RUN, count, pace=pace)
     log("state: a simulated year of an organisation's instance traffic through the detector")
     year = state.year(state.QUICK_YEAR if quick else state.YearShape())
     return {
@@ -721,7 +731,8 @@ def state_phase(broker: harness.Broker, count: int, fed_count: int,
 # -- scaling ----------------------------------------------------------------------------------
 
 
-def scaling_phase(broker: harness.Broker, files: list[Path]) -> dict[str, Any]:
+def scaling_phase(broker: harness.Broker, files: list[Path],
+                  pace: harness.Pace = harness.FULL_PACE) -> dict[str, Any]:
     messages = routed(files, 2)
     results = {}
     for workers in (1, 2):
@@ -731,11 +742,11 @@ def scaling_phase(broker: harness.Broker, files: list[Path]) -> dict[str, Any]:
             started = [deployment.start_worker(f"w{i}", wait=False) for i in range(workers)]
             for worker in started:
                 worker.wait_ready()
-            time.sleep(3)  # the group settles: one partition each
+            time.sleep(pace.group_settle_s)  # the group settles: one partition each
             for worker in started:
                 worker.wait_ready()
             log(f"scaling: {workers} worker(s), {len(messages):,} messages on 2 partitions")
-            results[workers] = drain(deployment, started, messages)
+            results[workers] = drain(deployment, started, messages, pace=pace)
             log(f"scaling: {workers} worker(s): {results[workers]['events_per_s']} records/s")
         finally:
             deployment.close()
@@ -911,6 +922,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=os.environ.get("BENCH_EVENTS"),
                         help="core records (default 1,000,000; quick 100,000; $BENCH_EVENTS)")
     parser.add_argument("--e2e-events", type=int, help="records the worker drains")
+    parser.add_argument("--one-per-message-events", type=int,
+                        help="records the worker drains one per message (default: as many as "
+                             "--e2e-events)")
     parser.add_argument("--latency-seconds", type=float,
                         help="length of each step of the latency curve (20 s, quick 5 s)")
     parser.add_argument("--credentials", type=int, default=os.environ.get("BENCH_CREDENTIALS"),
@@ -922,6 +936,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs of the forwarder and e2e figures "
                                                    "(medians, min and max; 3, quick 1)")
     parser.add_argument("--forwarder-events", type=int, help="records the forwarder sends")
+    parser.add_argument("--offline-records", help="comma-separated record counts detect's peak "
+                                                  "memory is measured at (1,000,000 and "
+                                                  "10,000,000; quick 20,000 and 80,000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", default="core,forwarder,e2e,state,scaling,offline",
                         help="comma-separated phases (core, forwarder, e2e, state, scaling, "
@@ -939,6 +956,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, sizes[key])
         setattr(args, name, type(sizes[key])(getattr(args, name)))
     args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
+    from bench.offline import FULL_SIZES, QUICK_SIZES
+
+    args.offline_records = (tuple(int(n) for n in args.offline_records.split(",") if n.strip())
+                            if args.offline_records
+                            else QUICK_SIZES if args.quick else FULL_SIZES)
     return args
 
 
@@ -963,9 +985,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"core: {args.events:,} records")
         results["core"] = core_phase(core_files, args.repeats, args.profile)
     if "offline" in args.phases:
-        from bench.offline import FULL_SIZES, QUICK_SIZES, offline_phase
+        from bench.offline import offline_phase
 
-        results["offline"] = offline_phase(QUICK_SIZES if args.quick else FULL_SIZES, args.seed)
+        results["offline"] = offline_phase(args.offline_records, args.seed)
+    pace = harness.QUICK_PACE if args.quick else harness.FULL_PACE
     broker_phases = [p for p in args.phases if p not in ("core", "offline")]
     if broker_phases:
         shutil.rmtree(RUN, ignore_errors=True)
@@ -979,13 +1002,14 @@ def main(argv: list[str] | None = None) -> int:
             if "e2e" in args.phases:
                 results["e2e"] = e2e_phase(broker, files[:e2e_count],
                                            files[e2e_count:2 * e2e_count],
-                                           args.latency_seconds, args.profile, args.repeat)
+                                           args.latency_seconds, args.profile, args.repeat,
+                                           pace, args.one_per_message_events)
             if "state" in args.phases:
                 results["state"] = state_phase(broker, args.credentials, args.fed_credentials,
                                                args.quick)
             if "scaling" in args.phases:
                 results["scaling"] = scaling_phase(
-                    broker, files[: -(-args.scaling_events // FILE_RECORDS)])
+                    broker, files[: -(-args.scaling_events // FILE_RECORDS)], pace)
         shutil.rmtree(RUN, ignore_errors=True)
     if cost(results):
         results["cost"] = cost(results)

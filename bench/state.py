@@ -115,7 +115,8 @@ def changelog_messages(deployment: harness.Deployment) -> dict[str, int]:
     return counts
 
 
-def check_recovered(deployment: harness.Deployment, count: int, seed: int) -> bool:
+def check_recovered(deployment: harness.Deployment, count: int, seed: int,
+                    pace: harness.Pace = harness.FULL_PACE) -> bool:
     """A call from outside AWS with the middle credential's key: a finding proves the table
     holds it (an unknown key would wait for its issuance instead)."""
     c = credential(count // 2, seed=seed)
@@ -123,7 +124,7 @@ def check_recovered(deployment: harness.Deployment, count: int, seed: int) -> bo
     record = theft_record(ids, BASE_EPOCH + 1800, c.instance_id, c.key, c.role, c.account,
                           c.role_id, "198.51.100.77")
     with harness.FindingWatcher(deployment) as watcher:
-        time.sleep(1.0)
+        time.sleep(pace.watcher_start_s)
         harness.produce_all(deployment.settings, deployment.settings.topic_input,
                             [harness.Message(c.instance_id.encode(),
                                              sized(ids.rng, ids, record), None, 0)])
@@ -135,7 +136,8 @@ def check_recovered(deployment: harness.Deployment, count: int, seed: int) -> bo
             return False
 
 
-def restarts(deployment: harness.Deployment, name: str, data_dir: Path) -> dict[str, Any]:
+def restarts(deployment: harness.Deployment, name: str, data_dir: Path,
+             pace: harness.Pace = harness.FULL_PACE) -> dict[str, Any]:
     """Restart with the local state kept, then with it deleted; seconds to /readyz each."""
     kept = deployment.start_worker(name, wait=False)
     kept_s = kept.wait_ready(timeout=3600)
@@ -143,18 +145,19 @@ def restarts(deployment: harness.Deployment, name: str, data_dir: Path) -> dict[
     shutil.rmtree(data_dir, ignore_errors=True)
     recovered = deployment.start_worker(name, wait=False)
     recovery_s = recovered.wait_ready(timeout=3600)
-    time.sleep(3)
+    time.sleep(pace.recovered_settle_s)
     return {"kept_s": kept_s, "recovery_s": recovery_s, "worker": recovered,
             "rss": recovered.rss(), "rocksdb": harness.dir_bytes(recovered.data_dir)}
 
 
-def fed(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dict[str, Any]:
+def fed(broker: harness.Broker, out: Path, count: int, seed: int = 7,
+        pace: harness.Pace = harness.FULL_PACE) -> dict[str, Any]:
     """Issuances through the worker's agents, as in production."""
     deployment = harness.Deployment(broker, out / "state-fed", 1, "f")
     try:
         worker = deployment.start_worker("w0")
         empty_s = time.monotonic() - worker.started
-        time.sleep(2)
+        time.sleep(pace.started_settle_s)
         rss_empty = worker.rss()
         data_empty = harness.dir_bytes(worker.data_dir)
         log(f"state: feeding {count:,} issuances through a worker")
@@ -166,13 +169,13 @@ def fed(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dict[st
             lambda: worker.metrics().get("exfilguard_issuances_total", 0) >= count,
             timeout=max(1200, count / 50), every=1.0, what=f"{count} issuances tracked")
         load_s = time.monotonic() - start
-        time.sleep(5)  # RocksDB writes and changelog sends settle
+        time.sleep(pace.writes_settle_s)  # RocksDB writes and changelog sends settle
         rss_loaded = worker.rss()
         data_loaded = harness.dir_bytes(worker.data_dir)
         worker.stop()
         messages = changelog_messages(deployment)
         log(f"state: {count / load_s:,.0f} issuances/s; restarting")
-        again = restarts(deployment, "w0", worker.data_dir)
+        again = restarts(deployment, "w0", worker.data_dir, pace)
         again["worker"].stop()
         return {
             "credentials": count,
@@ -193,13 +196,14 @@ def fed(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dict[st
         deployment.close()
 
 
-def million(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dict[str, Any]:
+def million(broker: harness.Broker, out: Path, count: int, seed: int = 7,
+            pace: harness.Pace = harness.FULL_PACE) -> dict[str, Any]:
     """A worker recovering ``count`` live credentials from their changelog."""
     deployment = harness.Deployment(broker, out / "state-million", 1, "m")
     try:
         worker = deployment.start_worker("w0")  # declares the topics; its state stays empty
         empty_s = time.monotonic() - worker.started
-        time.sleep(2)
+        time.sleep(pace.started_settle_s)
         rss_empty = worker.rss()
         data_empty = harness.dir_bytes(worker.data_dir)
         worker.stop()
@@ -213,16 +217,16 @@ def million(broker: harness.Broker, out: Path, count: int, seed: int = 7) -> dic
         shutil.rmtree(worker.data_dir, ignore_errors=True)
         recovered = deployment.start_worker("w0", wait=False)
         recovery_s = recovered.wait_ready(timeout=3600)
-        time.sleep(3)
+        time.sleep(pace.recovered_settle_s)
         rss = recovered.rss()
         log(f"state: recovered in {recovery_s:.1f} s; checking a recovered credential")
-        detected = check_recovered(deployment, count, seed)
+        detected = check_recovered(deployment, count, seed, pace)
         recovered.stop()
         rocksdb = harness.dir_bytes(recovered.data_dir)
         log("state: restart with the local state kept")
         kept = deployment.start_worker("w0", wait=False)
         kept_s = kept.wait_ready(timeout=3600)
-        time.sleep(2)
+        time.sleep(pace.started_settle_s)
         kept_rss = kept.rss()
         kept.stop()
         return {

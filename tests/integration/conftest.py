@@ -126,6 +126,91 @@ class Deployment:
         for process in self.workers:
             self.stop_worker(process)
 
+    def through_the_end(self, *args: str, group: str, timeout: float = 60,
+                        **env: str) -> subprocess.CompletedProcess:
+        """``exfilguard ARGS``, a command reading the findings topic in consumer ``group`` (a
+        ``notify`` or ``respond --from-topic``), until the group has a member and has committed
+        every message now on the topic (each is delivered before its offset commits); then it
+        is stopped with SIGTERM, as an operator stops it. Unlike an idle ``--timeout`` it cannot
+        stop before it has read them, and it does not wait out the idle seconds."""
+        from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        bootstrap, topic = self.env["EXFILGUARD_BOOTSTRAP_SERVERS"], self.env[
+            "EXFILGUARD_TOPIC_FINDINGS"]
+        wanted = {p: end for p, end in topic_ends(bootstrap, topic).items() if end}
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+
+        def joined() -> bool:
+            [described] = admin.describe_consumer_groups([group]).values()
+            description = described.result(timeout=10)
+            return description.state == ConsumerGroupState.STABLE and bool(description.members)
+
+        run = self.folder / f"run-{uuid.uuid4().hex[:6]}"
+        command = [EXFILGUARD, *args]
+        with open(f"{run}.out", "wb") as out, open(f"{run}.err", "wb") as err:
+            process = subprocess.Popen(command, env={**self.env, **env}, stdout=out, stderr=err)
+        offsets = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                            "enable.auto.commit": False})  # reads the group's offsets only
+        try:
+            deadline = time.monotonic() + timeout
+            while process.poll() is None:
+                committed = offsets.committed([TopicPartition(topic, p) for p in wanted],
+                                              timeout=10)
+                if all(tp.offset >= wanted[tp.partition] for tp in committed) and joined():
+                    process.send_signal(signal.SIGTERM)
+                    break
+                if time.monotonic() > deadline:
+                    process.kill()
+                    break
+                time.sleep(0.2)
+            process.wait(60)
+        finally:
+            offsets.close()
+        return subprocess.CompletedProcess(command, process.returncode,
+                                           Path(f"{run}.out").read_bytes(),
+                                           Path(f"{run}.err").read_bytes())
+
+
+def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end (high watermark) on ``topic`` now."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions}
+    finally:
+        consumer.close()
+
+
+def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list:
+    """Every message on ``topic`` now: each partition read from its start to the end it had
+    when the read began (no waiting for the topic to go quiet)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        bounds = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                  for p in partitions}
+        wanted = {p: high for p, (low, high) in bounds.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, bounds[p][0]) for p in wanted])
+        messages, deadline = [], time.monotonic() + timeout
+        while wanted and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None or message.error():
+                continue
+            messages.append(message)
+            if message.offset() + 1 >= wanted.get(message.partition(), 0):
+                wanted.pop(message.partition(), None)
+        assert not wanted, f"{topic} not read to its end in {timeout} s: {wanted}"
+        return messages
+    finally:
+        consumer.close()
+
 
 @pytest.fixture
 def deployment(broker, tmp_path):

@@ -21,6 +21,13 @@ def aws(env: dict, service: str):
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+def notify(d, name: str, **env: str):
+    """``notify NAME`` until its group has delivered and committed every finding version now
+    on the topic (conftest's ``through_the_end``), in its default group."""
+    return d.through_the_end("notify", name, group=f"{d.env['EXFILGUARD_APP_ID']}-notify-{name}",
+                             **env)
+
+
 def test_security_hub_and_eventbridge_from_the_findings_topic(deployment, moto_env, tmp_path):
     d = deployment(partitions=1)
     finding = json.loads((GOLDEN / "invictus-detect.jsonl").read_text())
@@ -37,12 +44,12 @@ def test_security_hub_and_eventbridge_from_the_findings_topic(deployment, moto_e
         {"source": ["exfilguard"], "detail-type": ["GuardDuty Finding"]}))
     events.put_targets(Rule="findings", Targets=[{"Id": "q", "Arn": arn}])
 
-    hub = d.exfilguard("notify", "securityhub", "--timeout", "8", **moto_env)
+    hub = notify(d, "securityhub", **moto_env)
     assert hub.returncode == 0, hub.stderr.decode()
     [imported] = aws(moto_env, "securityhub").get_findings()["Findings"]
     assert imported["Id"] == finding["id"]
     assert imported["ProductFields"]["exfilguard/Count"] == "4"  # the latest version
-    bridge = d.exfilguard("notify", "eventbridge", "--timeout", "8", **moto_env)
+    bridge = notify(d, "eventbridge", **moto_env)
     assert bridge.returncode == 0, bridge.stderr.decode()
     [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     assert json.loads(message["Body"])["detail"] == counted
@@ -50,13 +57,13 @@ def test_security_hub_and_eventbridge_from_the_findings_topic(deployment, moto_e
 
     # Committed: nothing again. A new version: an update in Security Hub, one more event.
     for name in ("securityhub", "eventbridge"):
-        again = d.exfilguard("notify", name, "--timeout", "5", **moto_env)
+        again = notify(d, name, **moto_env)
         assert again.returncode == 0 and b"0 findings in 0 batches" in again.stderr
     raised = copy.deepcopy(counted)
     raised["service"]["count"] = 9
     produce_findings(settings, settings.topic_findings, [raised])
     for name in ("securityhub", "eventbridge"):
-        third = d.exfilguard("notify", name, "--timeout", "5", **moto_env)
+        third = notify(d, name, **moto_env)
         assert third.returncode == 0, third.stderr.decode()
     [updated] = aws(moto_env, "securityhub").get_findings()["Findings"]
     assert updated["ProductFields"]["exfilguard/Count"] == "9"

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from confluent_kafka import Consumer
+from conftest import read_to_end
 
 from streams.kafka.settings import load_kafka_settings
 from streams.kafka.sink import produce_findings
@@ -40,12 +41,16 @@ def test_ocsf_notifier_and_findings_formats_on_the_broker(deployment):
     updated["service"]["count"] = 5
     settings = load_kafka_settings({}, environ=d.env)
     produce_findings(settings, settings.topic_findings, [finding, updated])
-    first = d.exfilguard("notify", "ocsf", "--timeout", "8")
+    group = f"{d.env['EXFILGUARD_APP_ID']}-notify-ocsf"
+    # Each run until its group has delivered and committed every version now on the topic.
+    first = d.through_the_end("notify", "ocsf", group=group)
     assert first.returncode == 0, first.stderr.decode()
     out_topic = f"{settings.topic_findings}-ocsf"
-    written = read_all(settings.bootstrap_servers, out_topic)
+    written = [(m.key(), json.loads(m.value()))
+               for m in read_to_end(settings.bootstrap_servers, out_topic)]
     # One batch: the latest version of the finding, keyed by its id.
     assert written == [(finding["id"].encode(), to_ocsf(updated))]
+    # This one exits by itself, idle for --timeout seconds: that path stays tested too.
     again = d.exfilguard("notify", "ocsf", "--timeout", "5")
     assert again.returncode == 0 and b"0 findings in 0 batches" in again.stderr
     printed = d.exfilguard("findings", "--from-beginning", "--latest-only", "--format", "ocsf",

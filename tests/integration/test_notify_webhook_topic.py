@@ -26,19 +26,21 @@ def test_webhook_from_the_findings_topic(deployment, tmp_path):
     produce_findings(settings, settings.topic_findings, [finding, counted])
     server = Endpoint(failures=[503])
     try:
-        args = ("notify", "webhook", "--url-env", "HOOK", "--timeout", "15",
+        args = ("notify", "webhook", "--url-env", "HOOK",
                 "--state", str(tmp_path / "sent.json"), "--max-per-minute", "600")
-        first = d.exfilguard(*args, HOOK=server.url)
+        group = f"{d.env['EXFILGUARD_APP_ID']}-notify-webhook"
+        # Each run until its group has posted and committed every version now on the topic.
+        first = d.through_the_end(*args, group=group, HOOK=server.url)
         assert first.returncode == 0, first.stderr.decode()
         assert [b["event"] for b in server.bodies] == ["new"]
         assert SECRET_PATH.encode() not in first.stderr
-        again = d.exfilguard(*args, HOOK=server.url)
+        again = d.through_the_end(*args, group=group, HOOK=server.url)
         assert again.returncode == 0 and len(server.bodies) == 1
         assert b"0 findings in 0 batches" in again.stderr  # offsets were committed
         lowered = copy.deepcopy(counted)
         lowered["severity"] = 5
         produce_findings(settings, settings.topic_findings, [lowered])
-        third = d.exfilguard(*args, HOOK=server.url)
+        third = d.through_the_end(*args, group=group, HOOK=server.url)
         assert third.returncode == 0, third.stderr.decode()
         assert [b["event"] for b in server.bodies] == ["new", "severity_changed"]
     finally:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from test_notify_ocsf_topic import read_all
-from test_pipeline import consume_all, write_config, write_jsonl
+from conftest import read_to_end, topic_ends
+from test_pipeline import write_config, write_jsonl
 
 from streams.kafka.codec import finding_codec
 from streams.kafka.settings import load_kafka_settings
@@ -42,20 +42,21 @@ def test_respond_from_the_findings_topic(deployment, moto_env):
         == "dry-run"
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []
     responses = f"{settings.topic_findings}-responses"
-    applied = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", ROLE,
-                           "--timeout", "8", "--output-topic", responses, **moto_env)
+    applied = respond_through_the_end(d, settings, "--apply", "--allow-role", ROLE,
+                                      "--output-topic", responses, **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
     # The dry run by id is written back too (what would be done); the apply comes after it.
-    [(dry_key, dry), (key, noted)] = read_all(settings.bootstrap_servers, responses)
+    [(dry_key, dry), (key, noted)] = [(m.key(), json.loads(m.value())) for m in
+                                      read_to_end(settings.bootstrap_servers, responses)]
     assert dry_key == key == finding["id"].encode()
     assert dry["service"]["additionalInfo"]["response"]["outcome"] == "dry-run"
     note = noted["service"]["additionalInfo"]["response"]
     assert (note["outcome"], note["role"], note["policyName"]) == \
         ("applied", ROLE, "AWSRevokeOlderSessions")
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == ["AWSRevokeOlderSessions"]
-    again = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", ROLE,
-                         "--timeout", "5", **moto_env)
+    again = respond_through_the_end(d, settings, "--apply", "--allow-role", ROLE,
+                                    **moto_env)
     assert again.returncode == 0 and b"0 findings in 0 batches" in again.stderr
 
 
@@ -72,7 +73,7 @@ def latest_versions(d, settings) -> dict[str, dict]:
     """Each finding id's last message on the findings topic, decoded as its encoding says."""
     codec = finding_codec(settings, writing=False)
     latest = {}
-    for message in consume_all(settings.bootstrap_servers, settings.topic_findings):
+    for message in read_to_end(settings.bootstrap_servers, settings.topic_findings):
         latest[message.key().decode()] = codec.decode(message.value())
     return latest
 
@@ -86,8 +87,21 @@ def wait_for(d, settings, check, timeout: float = 60) -> dict:
             [finding] = found.values()
             if check(finding):
                 return finding
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"no such version in {timeout} s; the last: {finding}")
+
+
+def respond_through_the_end(d, settings, *args: str, **env: str):
+    """``respond --from-topic ARGS`` until its group has read every version now on the
+    findings topic (conftest's ``through_the_end``), in its default group."""
+    return d.through_the_end("respond", "--from-topic", *args,
+                             group=f"{settings.app_id}-notify-respond", **env)
+
+
+def responses(settings) -> list[tuple[bytes, dict]]:
+    """The responses topic's messages now: (key, noted finding)."""
+    return [(m.key(), json.loads(m.value()))
+            for m in read_to_end(settings.bootstrap_servers, settings.topic_responses)]
 
 
 def note_of(finding: dict) -> dict | None:
@@ -112,13 +126,13 @@ def test_the_note_reaches_the_findings_topic_and_stays_on_later_versions(
     role = finding["resource"]["accessKeyDetails"]["userName"]
     iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
 
-    applied = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", role,
-                           "--timeout", "8", **moto_env)
+    applied = respond_through_the_end(d, settings, "--apply", "--allow-role", role,
+                                      **moto_env)
     assert applied.returncode == 0, applied.stderr.decode()
     assert b"responses: 1 applied" in applied.stderr
     assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["AWSRevokeOlderSessions"]
     # The note, on the responses topic and then, through the worker, on the findings topic:
-    [(key, noted)] = read_all(settings.bootstrap_servers, settings.topic_responses)
+    [(key, noted)] = responses(settings)
     assert key == finding["id"].encode()
     note = note_of(noted)
     assert (note["outcome"], note["applied"], note["role"]) == ("applied", True, role)
@@ -134,22 +148,24 @@ def test_the_note_reaches_the_findings_topic_and_stays_on_later_versions(
 
     # A restarted worker republishes its held findings with their notes.
     d.stop_worker(worker)
-    ends_before = len(consume_all(settings.bootstrap_servers, settings.topic_findings))
+    before = topic_ends(settings.bootstrap_servers, settings.topic_findings)
     worker = d.start_worker(config=config)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        messages = consume_all(settings.bootstrap_servers, settings.topic_findings)
-        if len(messages) > ends_before:
-            break
-        time.sleep(1)
-    codec = finding_codec(settings, writing=False)
-    republished = [codec.decode(m.value()) for m in messages[ends_before:]]
-    assert republished and all(note_of(f) == note for f in republished)
+    while topic_ends(settings.bootstrap_servers, settings.topic_findings) == before:
+        assert time.monotonic() < deadline, "nothing republished in 60 s"
+        time.sleep(0.25)
 
-    # The echo of the note is not answered again: the role's sessions are revoked once.
-    again = d.exfilguard("respond", "--from-topic", "--apply", "--allow-role", role,
-                         "--timeout", "5", **moto_env)
+    # The echo of the note is not answered again: the role's sessions are revoked once. This
+    # respond reads every version so far, the republished ones included.
+    again = respond_through_the_end(d, settings, "--apply", "--allow-role", role,
+                                    **moto_env)
     assert again.returncode == 0, again.stderr.decode()
     assert b"applied" not in again.stderr.split(b"responses:")[-1]
-    assert len(read_all(settings.bootstrap_servers, settings.topic_responses)) == 1
+    assert len(responses(settings)) == 1
+    # Every version since the restart (its republished ones and any after) has the note.
+    codec = finding_codec(settings, writing=False)
+    republished = [codec.decode(m.value())
+                   for m in read_to_end(settings.bootstrap_servers, settings.topic_findings)
+                   if m.offset() >= before[m.partition()]]
+    assert republished and all(note_of(f) == note for f in republished)
     d.stop_worker(worker)
