@@ -58,6 +58,11 @@ class Section(MutableMapping):
                 raise KeyError(key)
             self.table[self.prefix + key] = DELETED
         else:
+            # Read first: Faust deletes a key from the partition it last read or wrote it on,
+            # or from every partition it has never seen it on, and the keys of several
+            # sections (the clock's, the broadcast addresses') are on every partition.
+            if self.table.get(self.prefix + key) is None:
+                raise KeyError(key)
             del self.table[self.prefix + key]
 
     def __iter__(self) -> Iterator[str]:

@@ -9,9 +9,7 @@ import os
 import chaos
 import pytest
 
-# Out of `make test` (it deselects the marker) while the trials find real faults: with the
-# fixes of session 5, a worker killed while a derived key's calls wait as pending can still lose
-# that key's finding (docs/reliability.md). `make chaos-short` runs it; `make chaos` the long form.
+# In `make test`, and alone as `make chaos-short`; `make chaos` is the long form.
 pytestmark = pytest.mark.chaos
 
 
