@@ -194,3 +194,34 @@ def test_a_long_queue_drained_at_one_record_counts_each_call_once_whatever_the_k
     broken = [kill for kill in kills(first, random.Random(7))
               if counts_after_kill(config, aws, events, first, *kill) != first.counts]
     assert not broken, f"{len(broken)} kills miscount, e.g. (committed, writes kept) {broken[:3]}"
+
+
+RESENDS_PER_SCENARIO = 300
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+def test_what_a_restarted_worker_sends_again_changes_no_count(folder: Path):
+    """The first agent re-reads its input from its own commit and sends the instance records
+    again, after those it had sent before the kill; the second agent reads those from its own
+    commit, then the copies. Each (second agent's commit, records sent before the kill, first
+    agent's commit) with a random prefix of the changelog, every one where there are fewer than
+    RESENDS_PER_SCENARIO, gives one pass's counts."""
+    config, aws, events = scenario(folder)
+    first = FirstPass(config, aws, events)
+    n = len(events)
+    points = [(c, s, r) for c in range(n) for s in range(c, n + 1) for r in range(s + 1)]
+    rng = random.Random(folder.name)
+    if len(points) > RESENDS_PER_SCENARIO:
+        points = rng.sample(points, RESENDS_PER_SCENARIO)
+    broken = []
+    for committed, sent, resent in points:
+        kept = rng.randint(first.marks[committed], first.marks[sent])
+        versions = dict(first.sent[committed])
+        detector = Detector(config, aws, sections(restored(first.log, kept)))
+        run(detector, events[committed:sent] + events[resent:], committed, versions)
+        for finding_id in list(detector.state.finding_aggregates):
+            versions[finding_id] = detector.render(finding_id)["service"]["count"]
+        if versions != first.counts:
+            broken.append((committed, sent, resent, kept, versions))
+    assert not broken, (f"{len(broken)} of {len(points)} change the counts {first.counts}, "
+                        f"e.g. (committed, sent, resent, kept, counts) {broken[:2]}")
