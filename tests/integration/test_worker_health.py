@@ -124,6 +124,10 @@ def test_readyz_turns_false_while_the_broker_is_down_and_the_log_stays_readable(
         status, body = wait_for(lambda: (r := ready(worker))[0] == 503 and r, 60,
                                 "/readyz to report not ready")
         assert body["broker_reachable"] is False
+        # /readyz turns at the timeout; the line saying so comes with the next probe, up to a
+        # probe interval later (CI once caught it inside the stretch below).
+        wait_for(lambda: "unreachable for" in worker.log_path.read_text(), 30,
+                 "the worker to log that Kafka is unreachable")
         before = worker.log_path.read_text().count("\n")
         time.sleep(12)  # a stretch of outage: what the log says about it
         outage = worker.log_path.read_text().splitlines()[before:]
