@@ -80,6 +80,11 @@ RELEASED_SPAN = "released_span"
 # + allocation id → [its address, release time], kept as long (the release's shape: a version
 # that knows only released addresses forgets these as it forgets those)
 RELEASED_ALLOCATION = "released:alloc:"
+# Allocation and NAT gateway ids are their account's: keys "alloc:<account>/<id>" (likewise
+# "released:alloc:", "nat:"), so one account's association never resolves another's allocation
+# (one trail holds many accounts; a record read again after a release must not move an address
+# to another account). Keys an earlier version wrote without the account are read where the
+# account is known to hold, or to have released, the address they name.
 
 
 @dataclass
@@ -146,7 +151,10 @@ def _waits_from(values: list) -> int:
 
 class _DueIndex:
     """When each instance is due (its oldest waiting call, or its retirement), read and written
-    a bucket at a time."""
+    a bucket at a time. A worker killed -9 keeps a prefix of the writes of ``save``, so they go
+    in an order that leaves every instance findable at each step: the buckets an instance
+    moved to, holding what they held too, then the list of buckets, then the buckets it left
+    (an entry left behind is stale: its instance's queue says when it is due)."""
 
     def __init__(self, clock: MutableMapping[str, Any], buckets: str = PENDING_BUCKETS,
                  prefix: str = PENDING_DUE, bucket_ms: int = BUCKET_MS,
@@ -157,16 +165,33 @@ class _DueIndex:
         self.bucket_ms = bucket_ms
         self.legacy = legacy
         self.loaded: dict[int, dict[str, int]] = {}
+        self.stored: dict[int, dict[str, int]] = {}  # as the table holds each bucket loaded
         self.dirty: set[int] = set()
+        self.listed: set[int] | None = None  # the list of buckets as read, once
 
     def _bucket(self, bucket: int) -> dict[str, int]:
         held = self.loaded.get(bucket)
         if held is None:
             held = self.loaded[bucket] = self.clock.get(f"{self.prefix}{bucket}") or {}
+            self.stored[bucket] = dict(held)
         return held
+
+    def _listed(self) -> set[int]:
+        if self.listed is None:
+            self.listed = set(self.clock.get(self.buckets) or ())
+        return self.listed
 
     def move(self, instance_key: str, before: int | None, after: int | None) -> None:
         if before == after:
+            if after is not None:
+                # Where the instance was due, it still is: after a kill that kept its queue
+                # and lost this entry or its bucket's place in the list (both written after
+                # it), they are written again.
+                number = after // self.bucket_ms
+                bucket = self._bucket(number)
+                if bucket.get(instance_key) != after or number not in self._listed():
+                    bucket[instance_key] = after
+                    self.dirty.add(number)
             return
         if before is not None:
             bucket = before // self.bucket_ms
@@ -183,8 +208,8 @@ class _DueIndex:
         if legacy is not None:  # state written before the buckets: moved over once
             for instance_key, at in legacy.items():
                 self.move(instance_key, None, at)
-            del self.clock[self.legacy]
             self.save()
+            del self.clock[self.legacy]
         due = []
         for bucket in self.clock.get(self.buckets) or []:
             if watermark is not None and bucket * self.bucket_ms > watermark:
@@ -197,18 +222,26 @@ class _DueIndex:
         if not self.dirty:
             return
         held = self.clock.get(self.buckets) or []
-        buckets = set(held)
-        for bucket in self.dirty:
-            key = f"{self.prefix}{bucket}"
-            if self.loaded[bucket]:
-                self.clock[key] = self.loaded[bucket]
-                buckets.add(bucket)
-            else:
-                if key in self.clock:
-                    del self.clock[key]
-                buckets.discard(bucket)
-        if sorted(buckets) != held:
-            self.clock[self.buckets] = sorted(buckets)
+        dirty = sorted(self.dirty)
+        for bucket in dirty:  # what gained an entry, keeping what it had
+            loaded, stored = self.loaded[bucket], self.stored[bucket]
+            if any(stored.get(key) != at for key, at in loaded.items()):
+                stored = self.stored[bucket] = {**stored, **loaded}
+                self.clock[f"{self.prefix}{bucket}"] = stored
+        listed = sorted(set(held) | {bucket for bucket in dirty if self.stored[bucket]})
+        if listed != held:
+            self.clock[self.buckets] = listed
+        for bucket in dirty:  # then what lost one
+            key, loaded = f"{self.prefix}{bucket}", self.loaded[bucket]
+            if loaded and self.stored[bucket] != loaded:
+                self.clock[key] = dict(loaded)
+            elif not loaded and self.stored[bucket]:
+                del self.clock[key]
+            self.stored[bucket] = dict(loaded)
+        final = [bucket for bucket in listed if self.loaded.get(bucket, True)]
+        if final != listed:
+            self.clock[self.buckets] = final
+        self.listed = set(final)
         self.dirty.clear()
 
 
@@ -583,10 +616,10 @@ class Detector:
         if change.event_name in ("AllocateAddress", "AssociateAddress", "CreateNatGateway"):
             for allocation, ip in change.allocations:
                 if not self._released_since(ip, account, change.event_time):
-                    network["alloc:" + allocation] = ip
+                    network[f"alloc:{account}/{allocation}"] = ip
             ips = list(change.public_ips)
             for allocation in change.allocation_ids:
-                ip = self._allocated_ip(allocation)
+                ip = self._allocated_ip(account, allocation)
                 if ip:
                     ips.append(ip)
             for ip in ips:
@@ -656,22 +689,25 @@ class Detector:
         if not change.gateway_allocations:
             return
         for gateway in change.nat_gateway_ids:
-            self.state.address_to_account["nat:" + gateway] = list(change.gateway_allocations)
+            self.state.address_to_account[f"nat:{change.account_id}/{gateway}"] = list(
+                change.gateway_allocations)
 
     def _on_addresses_given_back(self, change: NetworkChange) -> None:
         network = self.state.address_to_account
         ips = list(change.public_ips) if change.event_name == "ReleaseAddress" else []
         allocations = list(change.allocation_ids) if change.event_name == "ReleaseAddress" else []
         gateways = change.nat_gateway_ids if change.event_name == "DeleteNatGateway" else ()
+        account = change.account_id
         for gateway in gateways:
-            allocations += network.get("nat:" + gateway) or []
+            allocations += (network.get(f"nat:{account}/{gateway}")
+                            or network.get("nat:" + gateway) or [])
         # Each fact written before what it replaces is deleted, and a release read again finds
         # its addresses still: after a worker's kill this table can hold any prefix of these
         # writes, and the release, re-read, completes it.
         log = _DueLog(self.state.partition_clock, RELEASED_LOG, RELEASED_SPAN)
         freed = []
         for allocation in allocations:
-            ip = self._allocated_ip(allocation)
+            ip = self._allocated_ip(account, allocation)
             if ip is not None:
                 freed.append((allocation, ip))
                 ips.append(ip)
@@ -683,25 +719,44 @@ class Detector:
                 log.append("released:" + ip, change.event_time + RELEASED_KEPT_MS)
                 del network["ip:" + ip]
         for allocation, ip in freed:
-            if "alloc:" + allocation in network:
+            held = f"alloc:{account}/{allocation}"
+            earlier = "alloc:" + allocation  # an earlier version's key, if it names this ip
+            if held in network or network.get(earlier) == ip:
                 # Kept as released, as long as the release: an association read again after
                 # it (a restart's re-read) still finds the address it names.
-                network[RELEASED_ALLOCATION + allocation] = [ip, change.event_time]
-                log.append(RELEASED_ALLOCATION + allocation,
-                           change.event_time + RELEASED_KEPT_MS)
-                del network["alloc:" + allocation]
+                released = f"{RELEASED_ALLOCATION}{account}/{allocation}"
+                network[released] = [ip, change.event_time]
+                log.append(released, change.event_time + RELEASED_KEPT_MS)
+                if held in network:
+                    del network[held]
+                if network.get(earlier) == ip:
+                    del network[earlier]
         for gateway in gateways:
-            if "nat:" + gateway in network:
-                del network["nat:" + gateway]
+            for key in (f"nat:{account}/{gateway}", "nat:" + gateway):
+                if key in network:
+                    del network[key]
 
-    def _allocated_ip(self, allocation: str) -> str | None:
-        """The address of an allocation, held or released."""
+    def _allocated_ip(self, account: str, allocation: str) -> str | None:
+        """The address of an account's allocation, held or released."""
         network = self.state.address_to_account
-        ip = network.get("alloc:" + allocation)
+        ip = network.get(f"alloc:{account}/{allocation}")
         if ip is None:
-            released = network.get(RELEASED_ALLOCATION + allocation)
+            released = network.get(f"{RELEASED_ALLOCATION}{account}/{allocation}")
             ip = released[0] if released is not None else None
+        if ip is None:  # an earlier version's keys: the account's if its address is
+            ip = network.get("alloc:" + allocation)
+            if ip is None:
+                released = network.get(RELEASED_ALLOCATION + allocation)
+                ip = released[0] if released is not None else None
+            if ip is not None and not self._account_had(account, ip):
+                ip = None
         return ip
+
+    def _account_had(self, account: str, ip: str) -> bool:
+        network = self.state.address_to_account
+        released = network.get("released:" + ip)
+        return network.get("ip:" + ip) == account or (released is not None
+                                                      and released[0] == account)
 
     def _released_since(self, ip: str, account: str, event_time: int) -> bool:
         """Whether ``account`` released ``ip`` after ``event_time``: a change from before the
@@ -716,6 +771,7 @@ class Detector:
             released = network.get(key)  # an address's or an allocation's: [_, when]
             if released is not None and released[1] + RELEASED_KEPT_MS == at:
                 del network[key]
+        log.done()
 
     def _hold_eips(self, instance_key: str, instance: dict, ips: list[str]) -> None:
         """Addresses the instance has because its account holds them (an elastic IP associated
@@ -927,6 +983,7 @@ class Detector:
                     del self.state.instance_to_addresses[instance_key]
                     continue
             self.state.instance_to_addresses[instance_key] = instance
+        log.done()
 
 
 class _DueLog:
@@ -943,6 +1000,7 @@ class _DueLog:
         self.span_key = span_key
         self.chunk_size = chunk_size
         self.chunk_ms = chunk_ms
+        self._read: tuple[int, int, int] | None = None  # (oldest, after, not before) of due
 
     def append(self, key: str, at: int) -> None:
         span = self.clock.get(self.span_key) or [0, 0, 0]
@@ -956,28 +1014,43 @@ class _DueLog:
             self.clock[self.span_key] = [span[0], newest, span[2]]
 
     def due(self, watermark: int) -> list[tuple[str, int]]:
-        """The entries of the chunks wholly due before ``watermark``, removed, oldest first."""
+        """The entries of the chunks wholly due before ``watermark``, oldest first; ``done``
+        removes them once the caller has acted on them (a kill before that leaves them to be
+        read again: acting on an entry twice is the callers' to allow). An entry appended
+        meanwhile goes to a chunk after them."""
+        self._read = None
         span = self.clock.get(self.span_key)
         if span is None or watermark <= span[2]:
             return []
         oldest, newest, not_before = span
         entries: list[tuple[str, int]] = []
-        while oldest <= newest:
-            chunk_key = f"{self.prefix}{oldest}"
-            chunk = self.clock.get(chunk_key)
-            if not chunk:
+        chunk = oldest
+        while chunk <= newest:
+            held = self.clock.get(f"{self.prefix}{chunk}")
+            if not held:
                 break
-            due = max(at for _, at in chunk)
+            due = max(at for _, at in held)
             if due >= watermark:
                 not_before = due
                 break
-            entries += [(key, at) for key, at in chunk]
-            del self.clock[chunk_key]
-            oldest += 1
-            newest = max(newest, oldest)
-        if [oldest, newest, not_before] != span:
-            self.clock[self.span_key] = [oldest, newest, not_before]
+            entries += [(key, at) for key, at in held]
+            chunk += 1
+        if chunk > oldest and chunk > newest:  # every chunk due: appends start the next one
+            self.clock[self.span_key] = [oldest, chunk, span[2]]
+        self._read = (oldest, chunk, not_before)
         return entries
+
+    def done(self) -> None:
+        """Remove the chunks ``due`` read (each after its entries were acted on)."""
+        if self._read is None:
+            return
+        oldest, after, not_before = self._read
+        self._read = None
+        for chunk in range(oldest, after):
+            del self.clock[f"{self.prefix}{chunk}"]
+        span = self.clock.get(self.span_key)
+        if span is not None and [after, max(span[1], after), not_before] != span:
+            self.clock[self.span_key] = [after, max(span[1], after), not_before]
 
 
 def _credential(issuance: Issuance) -> dict[str, Any]:

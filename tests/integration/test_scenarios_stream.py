@@ -7,32 +7,18 @@ one file in event-time order, as a live CloudTrail stream would deliver them.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from test_pipeline import as_detect_gives, read_findings
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-ACCOUNT = b"111122223333"
-INSTANCE = b"0123456789abcdef0"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from merged_scenarios import SCENARIOS, merged_lines  # noqa: E402
 
 
 def merged_records(tmp_path: Path) -> Path:
-    lines = []
-    folders = sorted(p for p in SCENARIOS.iterdir()
-                     if (p / "records.jsonl").exists() and not (p / "config.yaml").exists())
-    assert len(folders) >= 15
-    for number, folder in enumerate(folders):
-        data = (folder / "records.jsonl").read_bytes()
-        data = data.replace(ACCOUNT, f"{900000000000 + number:012d}".encode())
-        data = data.replace(INSTANCE, f"{number:017x}".encode())
-        data = data.replace(INSTANCE.upper(), f"{number:017X}".encode())
-        # Two folders allocate the same elastic IP; in one stream it must be one account's.
-        data = data.replace(b"18.204.10.20", f"18.204.10.{100 + number}".encode())
-        # So does a NAT gateway's address (nat-gateway-egress) that other folders' instances use
-        # as their own: in one stream it would be that account's NAT, and calls from it theft.
-        data = data.replace(b"54.152.0.10", f"54.152.{number}.10".encode())
-        lines += [line for line in data.splitlines() if line.strip()]
+    lines = merged_lines()
     path = tmp_path / "scenarios.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path

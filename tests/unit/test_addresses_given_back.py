@@ -158,7 +158,7 @@ def test_the_pre_filter_keeps_them_and_every_partition_gets_them(builder, kwargs
 def test_a_released_elastic_ip_is_no_longer_the_accounts(aws):
     d = detector(aws)
     d.observe(allocate(1))
-    assert d.state.address_to_account == {f"ip:{EIP}": OWNER, f"alloc:{ALLOC}": EIP}
+    assert d.state.address_to_account == {f"ip:{EIP}": OWNER, f"alloc:{OWNER}/{ALLOC}": EIP}
     d.observe(release(2))
     assert held(d) == {}
 
@@ -189,14 +189,14 @@ def test_a_release_does_not_take_the_address_from_its_next_holder(aws):
     d.observe(allocate(1))
     d.observe(allocate(3, allocation_id="eipalloc-0f0f0f0f0f0f0f0f0", account=STRANGER))
     d.observe(release(4))
-    assert held(d) == {f"ip:{EIP}": STRANGER, "alloc:eipalloc-0f0f0f0f0f0f0f0f0": EIP}
+    assert held(d) == {f"ip:{EIP}": STRANGER, f"alloc:{STRANGER}/eipalloc-0f0f0f0f0f0f0f0f0": EIP}
 
 
 def test_deleting_a_nat_gateway_keeps_its_elastic_ip_until_released(aws):
     d = detector(aws)
     d.observe(gateway(1, "nat-0c1c2c3c4c5c6c7c8"))
     d.observe(delete(2, "nat-0c1c2c3c4c5c6c7c8"))
-    assert d.state.address_to_account == {f"ip:{EIP}": OWNER, f"alloc:{ALLOC}": EIP}
+    assert d.state.address_to_account == {f"ip:{EIP}": OWNER, f"alloc:{OWNER}/{ALLOC}": EIP}
     d.observe(release(3))  # the pair the gateway's response named finds the address
     assert held(d) == {}
 
@@ -208,7 +208,7 @@ def test_a_gateways_own_addresses_go_with_it(aws):
     del record["requestParameters"]["CreateNatGatewayRequest"]["AllocationId"]
     d = detector(aws)
     d.observe(decode(raw(record)))
-    assert d.state.address_to_account["nat:nat-0a0a0a0a0a0a0a0a0"] == [ALLOC]
+    assert d.state.address_to_account[f"nat:{OWNER}/nat-0a0a0a0a0a0a0a0a0"] == [ALLOC]
     d.observe(delete(2, "nat-0a0a0a0a0a0a0a0a0"))
     assert held(d) == {}
 
@@ -261,7 +261,52 @@ def test_a_call_from_before_the_release_read_again_is_judged_as_it_was(aws):
     d.observe(release(4))
     assert judged(d, 5, EIP) != []
     assert judged(d, 3, EIP) == []  # read again
-    assert sorted(d.state.address_to_account) == [f"released:{EIP}", f"released:alloc:{ALLOC}"]
+    assert sorted(d.state.address_to_account) == [f"released:{EIP}",
+                                                  f"released:alloc:{OWNER}/{ALLOC}"]
     issued(d, 25 * 60)  # a day and more later: the release is forgotten
     assert d.state.address_to_account == {}
     assert not [k for k in d.state.partition_clock if k.startswith("released_log/")]
+
+
+# -- allocation ids are their account's ---------------------------------------------------------
+
+
+def test_another_accounts_allocation_of_the_same_id_read_again_leaves_the_address_alone(aws):
+    """Two accounts in one trail with one allocation id (the chaos trials' merged scenarios
+    had it): the stranger's allocation, association and release of it, with the owner's
+    allocation read again after them (a restarted worker's re-read), left the owner's NAT
+    address the stranger's, and the instance's calls from it InsideAWS."""
+    d = detector(aws)
+    issued(d)
+    d.observe(allocate(1))
+    assert judged(d, 2, EIP) == []
+    other = "52.45.102.41"
+    d.observe(allocate(3, ip=other, account=STRANGER))
+    association = event(associate_address, time=at(4), allocation_id=ALLOC,
+                        instance_id="i-0f0f0f0f0f0f0f0f0", association_id="eipassoc-09",
+                        account=STRANGER)
+    d.observe(association)
+    d.observe(release(5, account=STRANGER))
+    d.observe(allocate(1))  # read again, then what followed it
+    d.observe(allocate(3, ip=other, account=STRANGER))
+    d.observe(association)
+    assert d.state.address_to_account[f"ip:{EIP}"] == OWNER
+    assert judged(d, 6, EIP) == []
+
+
+def test_allocations_an_earlier_version_kept_without_the_account_are_read_for_it_alone(aws):
+    d = detector(aws)
+    issued(d)
+    d.state.address_to_account.update({f"ip:{EIP}": OWNER, f"alloc:{ALLOC}": EIP})
+    stranger = event(associate_address, time=at(1), allocation_id=ALLOC,
+                     instance_id="i-0f0f0f0f0f0f0f0f0", association_id="eipassoc-09",
+                     account=STRANGER)
+    d.observe(stranger)  # not the stranger's allocation: it names no address of theirs
+    assert d.state.address_to_account[f"ip:{EIP}"] == OWNER
+    d.observe(event(associate_address, time=at(2), allocation_id=ALLOC, instance_id=INSTANCE,
+                    association_id="eipassoc-01"))
+    instance = d.state.instance_to_addresses[f"{OWNER}/{INSTANCE}"]
+    assert EIP in instance["proven"]
+    d.observe(release(3))
+    assert held(d) == {}
+    assert d.state.address_to_account[f"released:alloc:{OWNER}/{ALLOC}"][0] == EIP

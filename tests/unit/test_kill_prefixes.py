@@ -9,6 +9,7 @@ findings, counts included (the chaos trials' "count 387 of 400" was tables kept 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from collections.abc import MutableMapping
@@ -22,7 +23,7 @@ import yaml
 
 from streams.app.state import Section
 from streams.aws.ipranges import load_aws_ranges
-from streams.core.detector import Detector, DetectorState
+from streams.core.detector import Detector, DetectorState, _DueIndex
 from streams.core.records import decode
 from streams.core.settings import parse_config
 from streams.offline.run import RunStats, collect_events
@@ -30,6 +31,7 @@ from streams.sources.files import iter_items
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cloudtrail_builders import at, call, issuance  # noqa: E402
+from merged_scenarios import merged_lines  # noqa: E402
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FOLDERS = sorted(p for p in SCENARIOS.iterdir() if (p / "records.jsonl").exists())
@@ -197,22 +199,28 @@ def test_a_long_queue_drained_at_one_record_counts_each_call_once_whatever_the_k
 
 
 RESENDS_PER_SCENARIO = 300
+# Every scenario at once: this many kills drawn (MERGED_KILLS in the environment for more).
+MERGED_RESENDS = int(os.environ.get("MERGED_KILLS", 250))
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
-def test_what_a_restarted_worker_sends_again_changes_no_count(folder: Path):
+def resends_change_no_count(config, aws, events, rng: random.Random, most: int) -> None:
     """The first agent re-reads its input from its own commit and sends the instance records
     again, after those it had sent before the kill; the second agent reads those from its own
     commit, then the copies. Each (second agent's commit, records sent before the kill, first
     agent's commit) with a random prefix of the changelog, every one where there are fewer than
-    RESENDS_PER_SCENARIO, gives one pass's counts."""
-    config, aws, events = scenario(folder)
+    ``most``, gives one pass's counts."""
     first = FirstPass(config, aws, events)
     n = len(events)
-    points = [(c, s, r) for c in range(n) for s in range(c, n + 1) for r in range(s + 1)]
-    rng = random.Random(folder.name)
-    if len(points) > RESENDS_PER_SCENARIO:
-        points = rng.sample(points, RESENDS_PER_SCENARIO)
+    if n ** 3 // 6 > 20 * most:  # too many to list: drawn
+        points = set()
+        while len(points) < most:
+            sent = rng.randint(1, n)
+            points.add((rng.randrange(sent), sent, rng.randint(0, sent)))
+        points = sorted(points)
+    else:
+        points = [(c, s, r) for c in range(n) for s in range(c, n + 1) for r in range(s + 1)]
+        if len(points) > most:
+            points = rng.sample(points, most)
     broken = []
     for committed, sent, resent in points:
         kept = rng.randint(first.marks[committed], first.marks[sent])
@@ -225,3 +233,79 @@ def test_what_a_restarted_worker_sends_again_changes_no_count(folder: Path):
             broken.append((committed, sent, resent, kept, versions))
     assert not broken, (f"{len(broken)} of {len(points)} change the counts {first.counts}, "
                         f"e.g. (committed, sent, resent, kept, counts) {broken[:2]}")
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+def test_what_a_restarted_worker_sends_again_changes_no_count(folder: Path):
+    config, aws, events = scenario(folder)
+    resends_change_no_count(config, aws, events, random.Random(folder.name),
+                            RESENDS_PER_SCENARIO)
+
+
+def merged_stream(tmp_path: Path):
+    """The chaos trials' stream: every scenario at once, each its own account (re-sends in one
+    scenario's records meet another's; two accounts share an allocation id, as two folders do)."""
+    merged = tmp_path / "merged.jsonl"
+    merged.write_bytes(b"\n".join(merged_lines()) + b"\n")
+    config = parse_config({"finding_update_interval_seconds": 0})
+    events = collect_events(iter_items([str(merged)]), RunStats())
+    assert len(events) >= 300
+    return config, load_aws_ranges(config), events
+
+
+def test_a_kill_leaving_any_prefix_in_the_merged_stream_changes_no_count(tmp_path):
+    config, aws, events = merged_stream(tmp_path)
+    first = FirstPass(config, aws, events)
+    rng = random.Random(20261204)
+    drawn = []
+    for _ in range(MERGED_RESENDS):
+        committed = rng.randrange(len(events))
+        drawn.append((committed, rng.randint(first.marks[committed], first.marks[-1])))
+    broken = [kill for kill in drawn
+              if counts_after_kill(config, aws, events, first, *kill) != first.counts]
+    assert not broken, f"{len(broken)} kills miscount, e.g. (committed, writes kept) {broken[:3]}"
+
+
+def test_what_a_restarted_worker_sends_again_in_the_merged_stream_changes_no_count(tmp_path):
+    config, aws, events = merged_stream(tmp_path)
+    resends_change_no_count(config, aws, events, random.Random(20261204), MERGED_RESENDS)
+
+
+def test_the_due_index_finds_every_waiting_instance_whatever_prefix_of_a_save_a_kill_keeps():
+    """An instance's queue is written before the index's entries, so a kill in ``save`` leaves
+    the queue's new head and a prefix of the index's writes; the record read again moves the
+    instance from that head to itself (or, the queue lost too, from the old one). Every prefix
+    of every save, in random moves of three instances over a few buckets, must leave each
+    waiting instance found at its due time (the merged stream once lost a bucket that was
+    written while its place in the list was not)."""
+    rng = random.Random(20261204)
+    lost = []
+    for trial in range(400):
+        table = LoggedTable()
+        due: dict[str, int] = {}
+        for _ in range(rng.randint(0, 5)):  # the state before the cut save
+            key = rng.choice("abc")
+            index = _DueIndex(table)
+            after = rng.choice([None, rng.randrange(4000)])
+            index.move(key, due.get(key), after)
+            index.save()
+            due.pop(key, None) if after is None else due.__setitem__(key, after)
+        key = rng.choice("abc")
+        before, after = due.get(key), rng.choice([None, rng.randrange(4000)])
+        index = _DueIndex(table)
+        start = len(table.log)
+        index.move(key, before, after)
+        index.save()
+        for kept in range(start, len(table.log) + 1):
+            for queue_kept in (True, False):
+                again = restored(table.log, kept)
+                index = _DueIndex(again)
+                index.move(key, after if queue_kept else before, after)
+                index.save()
+                found = set(_DueIndex(again).due(None))
+                waiting = {**due, key: after} if after is not None else {
+                    k: at for k, at in due.items() if k != key}
+                missing = {(at, k) for k, at in waiting.items()} - found
+                if missing:
+                    lost.append((trial, kept - start, queue_kept, sorted(missing)))
+    assert not lost, f"{len(lost)} cuts lose a waiting instance, e.g. {lost[:3]}"
