@@ -9,6 +9,7 @@ trial's folder (worker, forwarder and broker logs, what was missing) is kept und
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -110,8 +111,13 @@ def trial(broker: Broker, folder: Path, rng: random.Random, lines: list[bytes],
                 return Outcome(False, story, f"forward of chunk {number + 1} exited "
                                              f"{forward.returncode} (forward.log)")
         streamed = wait_for_findings(d, expected, timeout=float(os.environ.get("CHAOS_WAIT", 180)))
+        errors = internal_errors(d, folder)
         if streamed != expected:
-            return Outcome(False, story, difference(expected, streamed))
+            (folder / "expected.jsonl").write_bytes(b"\n".join(expected) + b"\n")
+            (folder / "streamed.jsonl").write_bytes(b"\n".join(streamed) + b"\n")
+            return Outcome(False, story, difference(expected, streamed) + errors)
+        if errors:
+            return Outcome(False, story, errors.lstrip("; "))
         exited = [f"w{n} exited {w.returncode}" for n, w in enumerate(workers)
                   if w.poll() is not None]
         if exited:
@@ -121,6 +127,20 @@ def trial(broker: Broker, folder: Path, rng: random.Random, lines: list[bytes],
         return Outcome(False, story, f"{type(exc).__name__}: {exc}")
     finally:
         d.close()
+
+
+def internal_errors(d: Deployment, folder: Path) -> str:
+    """The dead letters a fault made (reason ``error: ...``: an exception inside the agent, its
+    record's state never applied), as a clause of the problem; the malformed ones are the
+    stream's hostile lines. The whole list is kept in dlq.json."""
+    listed = d.exfilguard("dlq", "list", "--json")
+    (folder / "dlq.json").write_bytes(listed.stdout + listed.stderr)
+    if listed.returncode != 0:
+        return f"; dlq list exited {listed.returncode}: {listed.stderr.decode().strip()}"
+    reasons = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+    errors = [f"{r['count']} x {r['reason']}" for r in reasons
+              if r["reason"].startswith("error")]
+    return f"; dead-lettered by an error: {errors}" if errors else ""
 
 
 def run(trials: int, seed: int, workdir: Path, keep: Path,

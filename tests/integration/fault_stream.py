@@ -105,7 +105,8 @@ def difference(expected: list[bytes], streamed: list[bytes]) -> str:
         f = json.loads(line)
         ip = f["service"]["action"]["awsApiCallAction"]["remoteIpDetails"]
         return (f"{f['resource']['accessKeyDetails']['accessKeyId']} "
-                f"{ip['ipAddressV4'] or ip['ipAddressV6']} count={f['service']['count']}")
+                f"{ip['ipAddressV4'] or ip['ipAddressV6']} count={f['service']['count']} "
+                f"({f['evidence'].get('rule')})")
 
     missing = sorted(set(map(brief, expected)) - set(map(brief, streamed)))
     extra = sorted(set(map(brief, streamed)) - set(map(brief, expected)))
